@@ -171,7 +171,7 @@ TS_API TS_MUST_CHECK ts_err ts_keystore_counter_raise(ts_keystore *ks, const cha
  * A sender (the trust service) sends a private key to one store, end to end: ECDH-ES from a fresh
  * ephemeral key to a key of the recipient store, HKDF-SHA256 bound to the store's UID, the
  * counter value and both labels, AES-256 key wrap with padding (RFC 5649), and an ECDSA signature
- * by the sender over all of it. docs/keystore.md gives the format.
+ * by the sender over all of it. docs/import.md gives the format.
  *
  * The counter TS_IMPORT_COUNTER of the recipient must be below the blob's counter value; a blob
  * for another store (TS_ERR_FOREIGN), already used or older (TS_ERR_REPLAY), tampered or signed

@@ -140,6 +140,9 @@ ts_err ts_keystore_uid(ts_keystore *ks, uint8_t uid[TS_KEYSTORE_UID_LEN])
     if (rv != TS_OK) {
         return rv;
     }
+    if (uid == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "uid: nowhere to put the UID");
+    }
     KS_CALL(ks, uid(ks->state, uid));
 }
 
