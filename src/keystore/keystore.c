@@ -34,7 +34,10 @@ static ts_err keystore_start(const char *text, int create, const char *so_pin, t
     ts_keystore *ks = NULL;
     ts_err rv;
 
-    if (out == NULL || text == NULL) {
+    if (out == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "nowhere to put the opened key store");
+    }
+    if (text == NULL) {
         return ts_error_set(TS_ERR_INVALID, "no key-store URI given");
     }
     *out = NULL;

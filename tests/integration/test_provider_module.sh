@@ -25,6 +25,8 @@ if [ "${TS_SANITIZE:-0}" = 1 ]; then
         LD_PRELOAD="$sanitizer_runtimes" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
             command openssl "$@"
     }
+    export sanitizer_runtimes
+    export -f openssl
 fi
 
 run_ok "openssl lists the provider" \
