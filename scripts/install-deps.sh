@@ -8,6 +8,8 @@ packages=(
     openssl libssl-dev
     libp11-kit-dev softhsm2 opensc
     libcmocka-dev
+    libjansson-dev libsqlite3-dev sqlite3 libpq-dev postgresql
+    python3 python3-cryptography
     clang clang-format libclang-rt-14-dev
     procps
 )

@@ -33,6 +33,9 @@ typedef enum ts_err {
     TS_ERR_BACKEND = 19,     /* the token or backend failed for another reason */
     TS_ERR_WRONG_TYPE = 20,  /* the label names an object of another kind */
     TS_ERR_STATE = 21,       /* the call is not valid in the current state */
+    TS_ERR_POLICY = 22,      /* refused by a certificate profile or CSR policy rule */
+    TS_ERR_STORE = 23,       /* the database failed */
+    TS_ERR_CONFLICT = 24,    /* a concurrent change or a unique value taken; may be retried */
 } ts_err;
 
 /* The message of the last failure on this thread; never NULL. Valid until the next failure. */

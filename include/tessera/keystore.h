@@ -105,6 +105,36 @@ TS_API TS_MUST_CHECK ts_err ts_keystore_random(ts_keystore *ks, uint8_t *buf, si
 TS_API TS_MUST_CHECK ts_err ts_keystore_generate(ts_keystore *ks, const char *label,
                                                  ts_curve curve);
 
+/* Key flags for ts_keystore_generate_ex(). */
+#define TS_KEY_BACKUP                                                                              \
+    (1U << 0) /* may be wrapped for an M-of-N backup; never readable in clear                      \
+               * (PKCS#11: CKA_SENSITIVE with CKA_EXTRACTABLE) */
+
+/* As ts_keystore_generate(), with TS_KEY_* flags. */
+TS_API TS_MUST_CHECK ts_err ts_keystore_generate_ex(ts_keystore *ks, const char *label,
+                                                    ts_curve curve, unsigned flags);
+
+/*
+ * Backs up a TS_KEY_BACKUP key: a fresh AES-256 key-encryption key is made in the store, the key
+ * is wrapped under it inside the store (AES key wrap with padding, RFC 5649, of its PKCS#8 form;
+ * PKCS#11: C_WrapKey), and the KEK is written to kek for the caller to split into shares and
+ * wipe. *wrapped is freed with OPENSSL_free(). TS_ERR_POLICY for a key made without
+ * TS_KEY_BACKUP.
+ */
+TS_API TS_MUST_CHECK ts_err ts_keystore_backup_key(ts_keystore *ks, const char *label,
+                                                   uint8_t kek[32], uint8_t **wrapped,
+                                                   size_t *wrapped_len);
+
+/*
+ * Restores a backup into the store under label: unwraps inside the store with kek (PKCS#11:
+ * C_UnwrapKey), checks the key matches public_key (TS_ERR_AUTH otherwise, and nothing is kept),
+ * and stores it with flags. TS_ERR_AUTH when kek is wrong or the blob was altered.
+ */
+TS_API TS_MUST_CHECK ts_err ts_keystore_restore_key(ts_keystore *ks, const char *label,
+                                                    const uint8_t kek[32], const uint8_t *wrapped,
+                                                    size_t wrapped_len, const EVP_PKEY *public_key,
+                                                    unsigned flags);
+
 /* The public half of a key, as an ordinary EVP_PKEY the caller frees. */
 TS_API TS_MUST_CHECK ts_err ts_keystore_public_key(ts_keystore *ks, const char *label,
                                                    EVP_PKEY **out);

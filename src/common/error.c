@@ -41,6 +41,9 @@ const char *ts_err_name(ts_err err)
         [TS_ERR_BACKEND] = "backend failure",
         [TS_ERR_WRONG_TYPE] = "wrong object type",
         [TS_ERR_STATE] = "invalid state",
+        [TS_ERR_POLICY] = "refused by policy",
+        [TS_ERR_STORE] = "database failure",
+        [TS_ERR_CONFLICT] = "conflict",
     };
     if ((size_t)err >= sizeof names / sizeof names[0] || names[err] == NULL) {
         return "unknown error";
