@@ -12,7 +12,8 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 step() { printf '\n== %s\n' "$*"; }
 
 step "format (clang-format against .clang-format)"
-files=$(git ls-files '*.c' '*.h' 2>/dev/null || find src include tests bench -name '*.[ch]')
+files=$( (git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null ||
+    find src include tests bench -name '*.[ch]') | while read -r f; do [ -f "$f" ] && echo "$f"; done)
 if ! echo "$files" | xargs clang-format --dry-run -Werror; then
     echo "format: files above differ from .clang-format; run 'make format'" >&2
     exit 1

@@ -59,7 +59,7 @@ typedef struct ts_keystore_entry {
     char label[TS_LABEL_MAX + 1];
     ts_object_kind kind;
     ts_curve curve; /* keys */
-    unsigned flags; /* data objects: TS_DATA_* */
+    unsigned flags; /* data objects: TS_DATA_*; keys: TS_KEY_* */
     size_t size;    /* data objects: bytes */
     uint64_t value; /* counters */
 } ts_keystore_entry;

@@ -25,7 +25,8 @@ enum {
     TS_SERIAL_LEN = 20,     /* bytes of a serial number (RFC 5280 section 4.1.2.2 maximum) */
     TS_CSR_MAX = 64 * 1024, /* bytes of a CSR, PEM or DER */
     TS_PROFILE_JSON_MAX = 64 * 1024,
-    TS_FINGERPRINT_HEX = 65, /* SHA-256 as lower-case hex, with its NUL */
+    TS_FINGERPRINT_HEX = 65,         /* SHA-256 as lower-case hex, with its NUL */
+    TS_OCSP_REQUEST_MAX = 16 * 1024, /* bytes of a DER OCSPRequest; larger is malformedRequest */
 };
 
 /* --- Profiles -------------------------------------------------------------------------------- */
@@ -133,7 +134,8 @@ typedef struct ts_revoked {
     int reason; /* CRL_REASON_* from <openssl/x509v3.h>, or -1 for none */
 } ts_revoked;
 
-/* RFC 5280 reason names ("keyCompromise", "superseded", ...) and their codes. */
+/* RFC 5280 reason names ("keyCompromise", "superseded", ...) and their codes. Names are matched
+ * without regard to case; ts_crl_reason_name() gives NULL for a code that is not a CRLReason. */
 TS_API TS_MUST_CHECK ts_err ts_crl_reason_from_name(const char *name, int *reason);
 TS_API const char *ts_crl_reason_name(int reason);
 
@@ -165,6 +167,9 @@ typedef struct ts_ocsp_issuer {
  * its status looked up, and the BasicOCSPResponse signed by that issuer, echoing the nonce when
  * there is one. Unknown issuers get "unknown"; a malformed request gets a malformedRequest
  * response (still TS_OK: the response is what to send). *resp is freed with OPENSSL_free().
+ * CertIDs of other issuers than the first matched one are answered "unknown"; a request naming
+ * none of the issuers gets an "unauthorized" response; now 0 is the current time. When lookup
+ * fails its error is returned and there is no response (the caller answers "tryLater").
  */
 TS_API TS_MUST_CHECK ts_err ts_ocsp_respond(const uint8_t *request, size_t request_len,
                                             const ts_ocsp_issuer *issuers, size_t issuer_count,

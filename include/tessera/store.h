@@ -96,6 +96,9 @@ TS_API TS_MUST_CHECK ts_err ts_store_ca_insert(ts_store *store, ts_ca_row *row);
 TS_API TS_MUST_CHECK ts_err ts_store_ca_active(ts_store *store, int64_t tenant_id, ts_ca_kind kind,
                                                ts_ca_row *out);
 TS_API TS_MUST_CHECK ts_err ts_store_ca_get(ts_store *store, int64_t id, ts_ca_row *out);
+/* Marks a CA active (1) or not (0), for rotation: deactivate the old one, then activate the new.
+ * TS_ERR_EXISTS when another CA of the tenant and kind is active; TS_ERR_NOT_FOUND. */
+TS_API TS_MUST_CHECK ts_err ts_store_ca_set_active(ts_store *store, int64_t id, int active);
 
 /* The next CRL number of a CA: atomically incremented, starting at 1. */
 TS_API TS_MUST_CHECK ts_err ts_store_crl_number_next(ts_store *store, int64_t ca_id,

@@ -200,9 +200,11 @@ ts_err cli_keystore_print_list(ts_keystore *ks, FILE *out, const char *indent)
         const char *flags = "-";
         switch (e->kind) {
         case TS_KIND_KEY:
-            /* Keys are made inside the store and no call exports them. */
+            /* Keys are made inside the store and no call exports them in clear; a backup key
+             * can only leave wrapped under a fresh key-encryption key (docs/ceremony.md). */
             snprintf(detail, sizeof detail, "%s", ts_curve_name(e->curve));
-            flags = "private,non-exportable";
+            flags = (e->flags & TS_KEY_BACKUP) != 0 ? "private,wrap-only-backup"
+                                                    : "private,non-exportable";
             break;
         case TS_KIND_DATA:
             snprintf(detail, sizeof detail, "%zu bytes", e->size);

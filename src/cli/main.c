@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cli/cli_instance.h"
 #include "cli/cli_internal.h"
 
 static const cli_opt demo_opts[] = {
@@ -15,6 +16,50 @@ static const cli_opt demo_opts[] = {
 };
 
 static const cli_command top_commands[] = {
+    {.name = "init",
+     .summary = "Create a CA instance: the key ceremony",
+     .opts = cli_init_opts,
+     .run = cli_init_run,
+     .help = cli_init_help},
+    {.name = "ceremony",
+     .summary = "The root key: restore from shares, take offline",
+     .subs = cli_ceremony_commands,
+     .help = cli_instance_help},
+    {.name = "tenant",
+     .summary = "Tenants, each with its own issuing CA",
+     .subs = cli_tenant_commands,
+     .help = cli_instance_help},
+    {.name = "ca",
+     .summary = "CA certificates and cloud verification certificates",
+     .subs = cli_ca_commands,
+     .help = cli_instance_help},
+    {.name = "profile",
+     .summary = "Certificate profiles of a tenant",
+     .subs = cli_profile_commands,
+     .help = cli_instance_help},
+    {.name = "cert",
+     .summary = "Issue, list, show, revoke, renew and rekey certificates",
+     .subs = cli_cert_commands,
+     .help = cli_instance_help},
+    {.name = "crl",
+     .summary = "Write a CRL of a tenant's issuing CA",
+     .opts = cli_crl_opts,
+     .run = cli_crl_run,
+     .help = cli_crl_help},
+    {.name = "ocsp",
+     .summary = "Answer an OCSP request (RFC 6960)",
+     .opts = cli_ocsp_opts,
+     .run = cli_ocsp_run,
+     .help = cli_instance_help},
+    {.name = "batch",
+     .summary = "Provision a batch of devices: keys, certificates, manifest",
+     .opts = cli_batch_opts,
+     .run = cli_batch_run,
+     .help = cli_batch_help},
+    {.name = "audit",
+     .summary = "The audit log: list and verify",
+     .subs = cli_audit_commands,
+     .help = cli_instance_help},
     {.name = "keystore",
      .summary = "Manage a key store: keys, data objects and counters",
      .subs = cli_keystore_commands,
@@ -48,5 +93,13 @@ int main(int argc, char **argv)
         printf("tessera %s (%s)\n", TS_VERSION, OpenSSL_version(OPENSSL_VERSION));
         return CLI_EXIT_OK;
     }
-    return cli_dispatch("", &top, argc - 1, argv + 1);
+    int nargc = 0;
+    char **nargv = NULL;
+    if (cli_argv_positional(&top, argc - 1, argv + 1, &nargc, &nargv) != 0) {
+        fprintf(stderr, "tessera: out of memory\n");
+        return CLI_EXIT_FAIL;
+    }
+    int status = cli_dispatch("", &top, nargc, nargv);
+    cli_argv_free(nargc, nargv);
+    return status;
 }

@@ -54,14 +54,50 @@ static ts_err parent_dir(const char *path, char out[PATH_MAX])
     return TS_OK;
 }
 
+/*
+ * Writes to a path that is not a regular file (a device such as /dev/null or /dev/stdout, a
+ * FIFO) in place: renaming over it would replace the device node itself.
+ */
+static ts_err write_in_place(const char *path, const uint8_t *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return errno_error(errno, "cannot open", path);
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            int err = w < 0 ? errno : ENOSPC;
+            close(fd);
+            return errno_error(err, "cannot write", path);
+        }
+        done += (size_t)w;
+    }
+    if (close(fd) != 0) {
+        return errno_error(errno, "cannot close", path);
+    }
+    return TS_OK;
+}
+
 ts_err ts_file_write_atomic(const char *path, const uint8_t *data, size_t len, mode_t mode)
 {
     char dir[PATH_MAX];
     char tmp[PATH_MAX];
     unsigned char nonce[8];
+    struct stat st;
     ts_err rv = parent_dir(path, dir);
     if (rv != TS_OK) {
         return rv;
+    }
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) {
+            return ts_error_set(TS_ERR_INVALID, "%s is a directory", path);
+        }
+        return write_in_place(path, data, len);
     }
     if (RAND_bytes(nonce, sizeof nonce) != 1) {
         return ts_error_set_openssl(TS_ERR_CRYPTO, "no random bytes for a temporary file name");

@@ -12,6 +12,8 @@
  * Replaces path with data atomically and durably: a temporary file beside it (O_EXCL, mode),
  * write, fsync, rename over path, fsync of the directory. A crash leaves the old or the new
  * content, never a mix. ENOSPC, EDQUOT and EFBIG give TS_ERR_FULL; the temporary file is removed.
+ * A path that exists and is not a regular file (/dev/null, /dev/stdout, a FIFO) is written in
+ * place: renaming over it would replace the device itself.
  */
 ts_err ts_file_write_atomic(const char *path, const uint8_t *data, size_t len, mode_t mode);
 

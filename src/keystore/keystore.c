@@ -166,6 +166,11 @@ ts_err ts_keystore_random(ts_keystore *ks, uint8_t *buf, size_t len)
 
 ts_err ts_keystore_generate(ts_keystore *ks, const char *label, ts_curve curve)
 {
+    return ts_keystore_generate_ex(ks, label, curve, 0);
+}
+
+ts_err ts_keystore_generate_ex(ts_keystore *ks, const char *label, ts_curve curve, unsigned flags)
+{
     ts_err rv = check_labelled(ks, label);
     if (rv != TS_OK) {
         return rv;
@@ -173,7 +178,77 @@ ts_err ts_keystore_generate(ts_keystore *ks, const char *label, ts_curve curve)
     if (curve != TS_CURVE_P256 && curve != TS_CURVE_P384) {
         return ts_error_set(TS_ERR_UNSUPPORTED, "curve %d is not P-256 or P-384", (int)curve);
     }
-    KS_CALL(ks, generate(ks->state, label, curve));
+    if ((flags & ~TS_KEY_BACKUP) != 0) {
+        return ts_error_set(TS_ERR_INVALID, "key '%s': unknown flags 0x%x", label, flags);
+    }
+    KS_CALL(ks, generate(ks->state, label, curve, flags));
+}
+
+ts_err ts_keystore_backup_key(ts_keystore *ks, const char *label, uint8_t kek[32],
+                              uint8_t **wrapped, size_t *wrapped_len)
+{
+    ts_err rv = check_labelled(ks, label);
+    if (rv != TS_OK) {
+        return rv;
+    }
+    if (kek == NULL || wrapped == NULL || wrapped_len == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "backup of '%s': nowhere to put the KEK or the blob",
+                            label);
+    }
+    *wrapped = NULL;
+    *wrapped_len = 0;
+    pthread_mutex_lock(&ks->lock);
+    rv = ks->backend->backup_key(ks->state, label, kek, wrapped, wrapped_len);
+    pthread_mutex_unlock(&ks->lock);
+    if (rv != TS_OK) {
+        /* Whatever a failed backend left here is no use to the caller and must not linger. */
+        OPENSSL_cleanse(kek, 32);
+        OPENSSL_free(*wrapped);
+        *wrapped = NULL;
+        *wrapped_len = 0;
+    }
+    return rv;
+}
+
+ts_err ts_keystore_restore_key(ts_keystore *ks, const char *label, const uint8_t kek[32],
+                               const uint8_t *wrapped, size_t wrapped_len,
+                               const EVP_PKEY *public_key, unsigned flags)
+{
+    uint8_t point[TS_POINT_MAX];
+    size_t point_len = 0;
+    ts_curve curve;
+    ts_err rv = check_labelled(ks, label);
+
+    if (rv != TS_OK) {
+        return rv;
+    }
+    if (kek == NULL || wrapped == NULL || wrapped_len == 0 || public_key == NULL) {
+        return ts_error_set(TS_ERR_INVALID,
+                            "restore of '%s': missing KEK, wrapped key or public key", label);
+    }
+    if ((flags & ~TS_KEY_BACKUP) != 0) {
+        return ts_error_set(TS_ERR_INVALID, "restore of '%s': unknown flags 0x%x", label, flags);
+    }
+    /* RFC 5649 section 4.1: the output is whole 64-bit blocks, at least two. Anything else was
+     * cut or padded since it was made. */
+    if (wrapped_len < 16 || wrapped_len % 8 != 0 || wrapped_len > TS_IMPORT_BLOB_MAX) {
+        return ts_error_set(TS_ERR_AUTH,
+                            "restore of '%s': a wrapped key of %zu bytes cannot be a backup "
+                            "(truncated or altered)",
+                            label, wrapped_len);
+    }
+    rv = ts_curve_of_pkey(public_key, &curve);
+    if (rv == TS_OK) {
+        rv = ts_pkey_to_point(public_key, point, sizeof point, &point_len);
+    }
+    if (rv != TS_OK) {
+        return ts_error_prefix(TS_ERR_INVALID, "restore of '%s': public key", label);
+    }
+    pthread_mutex_lock(&ks->lock);
+    rv = ks->backend->restore_key(ks->state, label, kek, wrapped, wrapped_len, curve, point,
+                                  point_len, flags);
+    pthread_mutex_unlock(&ks->lock);
+    return rv;
 }
 
 ts_err ts_keystore_public_key(ts_keystore *ks, const char *label, EVP_PKEY **out)

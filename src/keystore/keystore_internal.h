@@ -81,7 +81,8 @@ typedef struct ts_ks_backend {
     void (*close)(void *state); /* wipes secrets; NULL is fine */
     ts_err (*uid)(void *state, uint8_t uid[TS_KEYSTORE_UID_LEN]);
     ts_err (*random)(void *state, uint8_t *buf, size_t len);
-    ts_err (*generate)(void *state, const char *label, ts_curve curve);
+    /* flags: TS_KEY_*; TS_KEY_BACKUP makes a key that backup_key may wrap, and nothing else */
+    ts_err (*generate)(void *state, const char *label, ts_curve curve, unsigned flags);
     ts_err (*public_key)(void *state, const char *label, EVP_PKEY **out);
     ts_err (*key_curve)(void *state, const char *label, ts_curve *curve);
     ts_err (*sign_digest)(void *state, const char *label, const uint8_t *digest, size_t digest_len,
@@ -102,6 +103,22 @@ typedef struct ts_ks_backend {
      */
     ts_err (*counter_update)(void *state, const char *label, uint64_t *value, int increment);
     ts_err (*unwrap_import)(void *state, const ts_ks_unwrap *req);
+    /*
+     * Key backup (docs/ceremony.md). backup_key: TS_ERR_POLICY unless the key was made with
+     * TS_KEY_BACKUP; else a fresh random 32-byte KEK into kek and, in *wrapped (OPENSSL_free),
+     * the AES-256 key wrap with padding (RFC 5649) under it of the key's PKCS#8 PrivateKeyInfo.
+     * The format is the same on every backend, so a backup restores into any of them.
+     */
+    ts_err (*backup_key)(void *state, const char *label, uint8_t kek[32], uint8_t **wrapped,
+                         size_t *wrapped_len);
+    /*
+     * restore_key: unwraps wrapped under kek (TS_ERR_AUTH on a wrong KEK or altered blob), checks
+     * the key is on curve and its public point is public_point (TS_ERR_AUTH otherwise), and stores
+     * it under the free label with flags (TS_KEY_*). On failure nothing is left in the store.
+     */
+    ts_err (*restore_key)(void *state, const char *label, const uint8_t kek[32],
+                          const uint8_t *wrapped, size_t wrapped_len, ts_curve curve,
+                          const uint8_t *public_point, size_t public_point_len, unsigned flags);
 } ts_ks_backend;
 
 extern const ts_ks_backend ts_ks_soft_backend;

@@ -105,4 +105,6 @@ const ts_ks_backend ts_ks_pkcs11_backend = {
     .counter_get = p11_counter_get,
     .counter_update = p11_counter_update,
     .unwrap_import = p11_unwrap_import,
+    .backup_key = p11_backup_key,
+    .restore_key = p11_restore_key,
 };

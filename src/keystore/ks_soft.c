@@ -400,4 +400,6 @@ const ts_ks_backend ts_ks_soft_backend = {
     .counter_get = ts_soft_counter_get,
     .counter_update = ts_soft_counter_update,
     .unwrap_import = ts_soft_unwrap_import,
+    .backup_key = ts_soft_backup_key,
+    .restore_key = ts_soft_restore_key,
 };

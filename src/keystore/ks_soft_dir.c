@@ -248,7 +248,9 @@ static ts_err list_one(const ts_soft *st, const char *name, ts_keystore_entry *e
                                                   : TS_KIND_COUNTER;
         e->curve = rec->curve;
         e->flags = rec->flags;
-        e->size = (rec->flags & TS_DATA_SECRET) != 0 ? rec->sealed_len : rec->data_len;
+        if (e->kind == TS_KIND_DATA) {
+            e->size = (rec->flags & TS_DATA_SECRET) != 0 ? rec->sealed_len : rec->data_len;
+        }
         e->value = rec->value;
         ts_soft_record_free(rec);
         *added = 1;

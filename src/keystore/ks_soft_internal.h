@@ -25,6 +25,7 @@ typedef struct ts_soft_key {
     ts_curve curve;
     uint8_t point[TS_POINT_MAX];
     size_t point_len;
+    unsigned flags;         /* TS_KEY_* */
     EVP_PKEY *pkey;         /* the private key */
     EVP_PKEY_CTX *sign_ctx; /* initialised for ECDSA once, reused for every signature */
 } ts_soft_key;
@@ -75,10 +76,21 @@ const char *ts_soft_kind_name(ts_soft_kind kind);
 void ts_soft_key_forget(ts_soft *st, const char *label);
 void ts_soft_keys_free(ts_soft *st);
 
+/* The key labelled label, decrypted from its file on first use (ks_soft_key.c). */
+ts_err ts_soft_key_get(ts_soft *st, const char *label, ts_soft_key **out);
+
+/* Stores pkey as a new key under the free label with flags (TS_KEY_*), and caches it. */
+ts_err ts_soft_key_store_new(ts_soft *st, const char *label, EVP_PKEY *pkey, unsigned flags);
+
+/* PKCS#8 PrivateKeyInfo (RFC 5208 section 5) from and to an EVP_PKEY; the DER is freed with
+ * OPENSSL_clear_free(). Decoding fails with TS_ERR_CORRUPT. */
+ts_err ts_soft_pkcs8_decode(const uint8_t *der, size_t len, EVP_PKEY **out);
+ts_err ts_soft_pkcs8_encode(const EVP_PKEY *pkey, uint8_t **der, size_t *len);
+
 /* Backend functions defined in ks_soft_dir.c, ks_soft_key.c and ks_soft_object.c. */
 ts_err ts_soft_remove(void *state, const char *label);
 ts_err ts_soft_list(void *state, ts_keystore_entry **entries, size_t *count);
-ts_err ts_soft_generate(void *state, const char *label, ts_curve curve);
+ts_err ts_soft_generate(void *state, const char *label, ts_curve curve, unsigned flags);
 ts_err ts_soft_public_key(void *state, const char *label, EVP_PKEY **out);
 ts_err ts_soft_key_curve(void *state, const char *label, ts_curve *curve);
 ts_err ts_soft_sign_digest(void *state, const char *label, const uint8_t *digest, size_t digest_len,
@@ -86,6 +98,12 @@ ts_err ts_soft_sign_digest(void *state, const char *label, const uint8_t *digest
 ts_err ts_soft_derive(void *state, const char *label, const uint8_t *peer_point,
                       size_t peer_point_len, uint8_t *secret, size_t *secret_len);
 ts_err ts_soft_unwrap_import(void *state, const ts_ks_unwrap *req);
+/* ks_soft_backup.c */
+ts_err ts_soft_backup_key(void *state, const char *label, uint8_t kek[32], uint8_t **wrapped,
+                          size_t *wrapped_len);
+ts_err ts_soft_restore_key(void *state, const char *label, const uint8_t kek[32],
+                           const uint8_t *wrapped, size_t wrapped_len, ts_curve curve,
+                           const uint8_t *public_point, size_t public_point_len, unsigned flags);
 ts_err ts_soft_object_put(void *state, const char *label, const uint8_t *data, size_t len,
                           unsigned flags, int replace);
 ts_err ts_soft_object_get(void *state, const char *label, uint8_t **data, size_t *len);

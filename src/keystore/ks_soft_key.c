@@ -48,7 +48,7 @@ void ts_soft_keys_free(ts_soft *st)
 
 /* Caches pkey (taking a reference) under label, replacing any entry of that label. */
 static ts_err cache_add(ts_soft *st, const char *label, EVP_PKEY *pkey, ts_curve curve,
-                        const uint8_t *point, size_t point_len, ts_soft_key **out)
+                        const uint8_t *point, size_t point_len, unsigned flags, ts_soft_key **out)
 {
     ts_soft_key *k = OPENSSL_zalloc(sizeof *k);
 
@@ -59,6 +59,7 @@ static ts_err cache_add(ts_soft *st, const char *label, EVP_PKEY *pkey, ts_curve
     k->curve = curve;
     memcpy(k->point, point, point_len);
     k->point_len = point_len;
+    k->flags = flags;
     k->pkey = pkey;
     EVP_PKEY_up_ref(pkey);
     k->sign_ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
@@ -74,7 +75,7 @@ static ts_err cache_add(ts_soft *st, const char *label, EVP_PKEY *pkey, ts_curve
 }
 
 /* PKCS#8 PrivateKeyInfo (RFC 5208 section 5) into an EVP_PKEY. */
-static ts_err pkcs8_decode(const uint8_t *der, size_t len, EVP_PKEY **out)
+ts_err ts_soft_pkcs8_decode(const uint8_t *der, size_t len, EVP_PKEY **out)
 {
     const uint8_t *p = der;
     PKCS8_PRIV_KEY_INFO *p8 = NULL;
@@ -94,7 +95,7 @@ static ts_err pkcs8_decode(const uint8_t *der, size_t len, EVP_PKEY **out)
     return TS_OK;
 }
 
-static ts_err pkcs8_encode(const EVP_PKEY *pkey, uint8_t **der, size_t *len)
+ts_err ts_soft_pkcs8_encode(const EVP_PKEY *pkey, uint8_t **der, size_t *len)
 {
     PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pkey);
     int n = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, der) : -1;
@@ -108,8 +109,7 @@ static ts_err pkcs8_encode(const EVP_PKEY *pkey, uint8_t **der, size_t *len)
     return TS_OK;
 }
 
-/* The key labelled label, decrypted from its file on first use. */
-static ts_err key_get(ts_soft *st, const char *label, ts_soft_key **out)
+ts_err ts_soft_key_get(ts_soft *st, const char *label, ts_soft_key **out)
 {
     ts_soft_record *rec = NULL;
     uint8_t *der = NULL;
@@ -144,7 +144,7 @@ static ts_err key_get(ts_soft *st, const char *label, ts_soft_key **out)
     if (rv != TS_OK) {
         goto done;
     }
-    rv = pkcs8_decode(der, der_len, &pkey);
+    rv = ts_soft_pkcs8_decode(der, der_len, &pkey);
     if (rv == TS_OK && ts_curve_of_pkey(pkey, &curve) != TS_OK) {
         rv = ts_error_set(TS_ERR_CORRUPT, "not a P-256 or P-384 key");
     }
@@ -160,7 +160,7 @@ static ts_err key_get(ts_soft *st, const char *label, ts_soft_key **out)
         ts_error_prefix(rv, "key '%s' in soft:%s", label, st->dir);
         goto done;
     }
-    rv = cache_add(st, label, pkey, curve, point, point_len, out);
+    rv = cache_add(st, label, pkey, curve, point, point_len, rec->flags, out);
 done:
     EVP_PKEY_free(pkey);
     OPENSSL_clear_free(der, der_len);
@@ -168,8 +168,7 @@ done:
     return rv;
 }
 
-/* Stores pkey as a new key under label, and caches it. */
-static ts_err key_store_new(ts_soft *st, const char *label, EVP_PKEY *pkey)
+ts_err ts_soft_key_store_new(ts_soft *st, const char *label, EVP_PKEY *pkey, unsigned flags)
 {
     ts_soft_record rec;
     ts_soft_key *k = NULL;
@@ -181,13 +180,14 @@ static ts_err key_store_new(ts_soft *st, const char *label, EVP_PKEY *pkey)
 
     memset(&rec, 0, sizeof rec);
     rec.kind = TS_SOFT_KEY;
+    rec.flags = flags;
     memcpy(rec.label, label, strlen(label) + 1);
     rv = ts_curve_of_pkey(pkey, &rec.curve);
     if (rv == TS_OK) {
         rv = ts_pkey_to_point(pkey, rec.point, sizeof rec.point, &rec.point_len);
     }
     if (rv == TS_OK) {
-        rv = pkcs8_encode(pkey, &der, &der_len);
+        rv = ts_soft_pkcs8_encode(pkey, &der, &der_len);
     }
     if (rv == TS_OK) {
         rv = ts_soft_lock(st, &fd);
@@ -203,7 +203,7 @@ static ts_err key_store_new(ts_soft *st, const char *label, EVP_PKEY *pkey)
     }
     ts_file_unlock(fd);
     if (rv == TS_OK) {
-        rv = cache_add(st, label, pkey, rec.curve, rec.point, rec.point_len, &k);
+        rv = cache_add(st, label, pkey, rec.curve, rec.point, rec.point_len, flags, &k);
     }
     OPENSSL_clear_free(der, der_len);
     return rv;
@@ -211,7 +211,7 @@ static ts_err key_store_new(ts_soft *st, const char *label, EVP_PKEY *pkey)
 
 /* --- backend functions --------------------------------------------------------------------- */
 
-ts_err ts_soft_generate(void *state, const char *label, ts_curve curve)
+ts_err ts_soft_generate(void *state, const char *label, ts_curve curve, unsigned flags)
 {
     EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", ts_curve_group(curve));
     ts_err rv = TS_OK;
@@ -220,7 +220,7 @@ ts_err ts_soft_generate(void *state, const char *label, ts_curve curve)
         return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot generate a %s key",
                                     ts_curve_name(curve));
     }
-    rv = key_store_new(state, label, pkey);
+    rv = ts_soft_key_store_new(state, label, pkey, flags);
     EVP_PKEY_free(pkey);
     return rv;
 }
@@ -228,14 +228,14 @@ ts_err ts_soft_generate(void *state, const char *label, ts_curve curve)
 ts_err ts_soft_public_key(void *state, const char *label, EVP_PKEY **out)
 {
     ts_soft_key *k = NULL;
-    ts_err rv = key_get(state, label, &k);
+    ts_err rv = ts_soft_key_get(state, label, &k);
     return rv != TS_OK ? rv : ts_pkey_from_point(k->curve, k->point, k->point_len, out);
 }
 
 ts_err ts_soft_key_curve(void *state, const char *label, ts_curve *curve)
 {
     ts_soft_key *k = NULL;
-    ts_err rv = key_get(state, label, &k);
+    ts_err rv = ts_soft_key_get(state, label, &k);
     if (rv == TS_OK) {
         *curve = k->curve;
     }
@@ -248,7 +248,7 @@ ts_err ts_soft_sign_digest(void *state, const char *label, const uint8_t *digest
     uint8_t buf[TS_SIGNATURE_MAX];
     size_t n = sizeof buf;
     ts_soft_key *k = NULL;
-    ts_err rv = key_get(state, label, &k);
+    ts_err rv = ts_soft_key_get(state, label, &k);
 
     if (rv != TS_OK) {
         return rv;
@@ -306,7 +306,7 @@ ts_err ts_soft_derive(void *state, const char *label, const uint8_t *peer_point,
                       size_t peer_point_len, uint8_t *secret, size_t *secret_len)
 {
     ts_soft_key *k = NULL;
-    ts_err rv = key_get(state, label, &k);
+    ts_err rv = ts_soft_key_get(state, label, &k);
     return rv != TS_OK ? rv : ecdh(k, peer_point, peer_point_len, secret, secret_len);
 }
 
@@ -395,7 +395,7 @@ ts_err ts_soft_unwrap_import(void *state, const ts_ks_unwrap *req)
     uint8_t *der = NULL;
     size_t der_len = 0;
     EVP_PKEY *pkey = NULL;
-    ts_err rv = key_get(state, req->recipient_label, &k);
+    ts_err rv = ts_soft_key_get(state, req->recipient_label, &k);
 
     if (rv == TS_OK) {
         rv = ecdh(k, req->peer_point, req->peer_point_len, shared, &shared_len);
@@ -407,7 +407,7 @@ ts_err ts_soft_unwrap_import(void *state, const ts_ks_unwrap *req)
         rv = unwrap(kek, req->wrapped, req->wrapped_len, &der, &der_len);
     }
     if (rv == TS_OK) {
-        rv = pkcs8_decode(der, der_len, &pkey);
+        rv = ts_soft_pkcs8_decode(der, der_len, &pkey);
         if (rv != TS_OK) {
             ts_error_prefix(rv, "import");
         }
@@ -416,7 +416,7 @@ ts_err ts_soft_unwrap_import(void *state, const ts_ks_unwrap *req)
         rv = check_imported(req, pkey);
     }
     if (rv == TS_OK) {
-        rv = key_store_new(state, req->label, pkey);
+        rv = ts_soft_key_store_new(state, req->label, pkey, 0);
     }
     OPENSSL_cleanse(shared, sizeof shared);
     OPENSSL_cleanse(kek, sizeof kek);

@@ -181,7 +181,9 @@ static ts_err unwrap(p11_store *st, const ts_ks_unwrap *req, import_objects *o, 
 }
 
 /* Step 5a: the public key object, from the sender's point. */
-static ts_err make_public(p11_store *st, const ts_ks_unwrap *req, import_objects *o, uint8_t *id)
+ts_err p11_make_public(p11_store *st, const char *label, ts_curve curve,
+                       const uint8_t *public_point, size_t public_point_len,
+                       const uint8_t id[P11_ID_LEN], CK_OBJECT_HANDLE *out)
 {
     CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
     CK_KEY_TYPE ec = CKK_EC;
@@ -194,15 +196,15 @@ static ts_err make_public(p11_store *st, const ts_ks_unwrap *req, import_objects
 
     /* CKA_EC_POINT: DER OCTET STRING of the X9.62 point (PKCS#11 v2.40 section 2.3.3). */
     int point_len = -1;
-    if (os != NULL &&
-        ASN1_OCTET_STRING_set(os, req->public_point, (int)req->public_point_len) == 1) {
+    if (os != NULL && public_point_len <= TS_POINT_MAX &&
+        ASN1_OCTET_STRING_set(os, public_point, (int)public_point_len) == 1) {
         point_len = i2d_ASN1_OCTET_STRING(os, &point);
     }
     if (point_len <= 0) {
         rv = ts_error_set_openssl(TS_ERR_NOMEM, "cannot encode the public point");
         goto done;
     }
-    rv = p11_ec_params(req->curve, &params, &params_len);
+    rv = p11_ec_params(curve, &params, &params_len);
     if (rv != TS_OK) {
         goto done;
     }
@@ -212,12 +214,12 @@ static ts_err make_public(p11_store *st, const ts_ks_unwrap *req, import_objects
         ATTR(CKA_TOKEN, &yes, 1),
         ATTR(CKA_PRIVATE, &no, 1),
         ATTR(CKA_VERIFY, &yes, 1),
-        ATTR(CKA_LABEL, req->label, strlen(req->label)),
+        ATTR(CKA_LABEL, label, strlen(label)),
         ATTR(CKA_ID, id, P11_ID_LEN),
         ATTR(CKA_EC_PARAMS, params, params_len),
         ATTR(CKA_EC_POINT, point, point_len),
     };
-    rv = p11_create(st, tmpl, sizeof tmpl / sizeof tmpl[0], &o->pub, "storing the public key");
+    rv = p11_create(st, tmpl, sizeof tmpl / sizeof tmpl[0], out, "storing the public key");
 done:
     ASN1_OCTET_STRING_free(os);
     OPENSSL_free(point);
@@ -226,7 +228,8 @@ done:
 }
 
 /* Step 5b: a signature by the new private key in the token must verify under the point. */
-static ts_err prove_pair(p11_store *st, const ts_ks_unwrap *req, const import_objects *o)
+ts_err p11_prove_pair(p11_store *st, CK_OBJECT_HANDLE priv, ts_curve curve,
+                      const uint8_t *public_point, size_t public_point_len)
 {
     uint8_t digest[32], sig[TS_SIGNATURE_MAX];
     size_t sig_len = sizeof sig;
@@ -235,10 +238,10 @@ static ts_err prove_pair(p11_store *st, const ts_ks_unwrap *req, const import_ob
     ts_err rv = p11_random(st, digest, sizeof digest);
 
     if (rv == TS_OK) {
-        rv = p11_sign_handle(st, o->priv, req->curve, digest, sizeof digest, sig, &sig_len);
+        rv = p11_sign_handle(st, priv, curve, digest, sizeof digest, sig, &sig_len);
     }
     if (rv == TS_OK) {
-        rv = ts_pkey_from_point(req->curve, req->public_point, req->public_point_len, &pub);
+        rv = ts_pkey_from_point(curve, public_point, public_point_len, &pub);
     }
     if (rv != TS_OK) {
         return rv;
@@ -285,10 +288,11 @@ ts_err p11_unwrap_import(void *state, const ts_ks_unwrap *req)
         rv = unwrap(st, req, &o, id);
     }
     if (rv == TS_OK) {
-        rv = make_public(st, req, &o, id);
+        rv = p11_make_public(st, req->label, req->curve, req->public_point, req->public_point_len,
+                             id, &o.pub);
     }
     if (rv == TS_OK) {
-        rv = prove_pair(st, req, &o);
+        rv = p11_prove_pair(st, o.priv, req->curve, req->public_point, req->public_point_len);
     }
     destroy(st, &o.z);
     destroy(st, &o.kek);

@@ -10,6 +10,7 @@
  * p11_list.c    listing a token.
  * p11_key.c     EC key pairs: generate, public key, sign, derive, and the handle cache.
  * p11_import.c  encrypted key import with every secret kept inside the token.
+ * p11_backup.c  key backup for the key ceremony: C_WrapKey / C_UnwrapKey under an AES KEK.
  *
  * Thread safety: the module table is guarded by its own mutex; a p11_store is used by one thread
  * at a time (the key-store front serialises calls on one store).
@@ -204,7 +205,7 @@ void p11_key_forget(p11_store *st, const char *label);
 ts_err p11_sign_handle(p11_store *st, CK_OBJECT_HANDLE key, ts_curve curve, const uint8_t *digest,
                        size_t digest_len, uint8_t *sig, size_t *sig_len);
 
-ts_err p11_generate(void *state, const char *label, ts_curve curve);
+ts_err p11_generate(void *state, const char *label, ts_curve curve, unsigned flags);
 ts_err p11_public_key(void *state, const char *label, EVP_PKEY **out);
 ts_err p11_key_curve(void *state, const char *label, ts_curve *curve);
 ts_err p11_sign_digest(void *state, const char *label, const uint8_t *digest, size_t digest_len,
@@ -215,5 +216,24 @@ ts_err p11_derive(void *state, const char *label, const uint8_t *peer_point, siz
 /* --- p11_import.c -------------------------------------------------------------------------- */
 
 ts_err p11_unwrap_import(void *state, const ts_ks_unwrap *req);
+
+/* The public key object of a key pair whose private half was unwrapped: label and id as the
+ * private key's, the point uncompressed. */
+ts_err p11_make_public(p11_store *st, const char *label, ts_curve curve,
+                       const uint8_t *public_point, size_t public_point_len,
+                       const uint8_t id[P11_ID_LEN], CK_OBJECT_HANDLE *out);
+
+/* Proves priv is the private half of public_point: a signature made in the token over a random
+ * digest must verify under the point. TS_ERR_AUTH when it does not. */
+ts_err p11_prove_pair(p11_store *st, CK_OBJECT_HANDLE priv, ts_curve curve,
+                      const uint8_t *public_point, size_t public_point_len);
+
+/* --- p11_backup.c -------------------------------------------------------------------------- */
+
+ts_err p11_backup_key(void *state, const char *label, uint8_t kek[32], uint8_t **wrapped,
+                      size_t *wrapped_len);
+ts_err p11_restore_key(void *state, const char *label, const uint8_t kek[32],
+                       const uint8_t *wrapped, size_t wrapped_len, ts_curve curve,
+                       const uint8_t *public_point, size_t public_point_len, unsigned flags);
 
 #endif

@@ -196,13 +196,14 @@ ts_err p11_key_lookup(p11_store *st, const char *label, p11_key_entry **out)
 
 /* --- operations ---------------------------------------------------------------------------- */
 
-ts_err p11_generate(void *state, const char *label, ts_curve curve)
+ts_err p11_generate(void *state, const char *label, ts_curve curve, unsigned flags)
 {
     p11_store *st = state;
     p11_found found[P11_LABEL_OBJECTS];
     CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
     CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_BBOOL backup = (flags & TS_KEY_BACKUP) != 0 ? CK_TRUE : CK_FALSE;
     uint8_t id[P11_ID_LEN];
     uint8_t *params = NULL;
     size_t params_len = 0, n = 0;
@@ -229,12 +230,16 @@ ts_err p11_generate(void *state, const char *label, ts_curve curve)
         ATTR(CKA_LABEL, label, strlen(label)),
         ATTR(CKA_ID, id, sizeof id),
     };
-    /* The private key never leaves the token: sensitive, not extractable. */
+    /*
+     * The private key never leaves the token in clear: it is sensitive. It is not extractable
+     * either, unless it is made for backup: then C_WrapKey may take it out, encrypted
+     * (PKCS#11 v2.40 section 4.9: an extractable, sensitive key can only be wrapped).
+     */
     CK_ATTRIBUTE priv_tmpl[] = {
         ATTR(CKA_TOKEN, &yes, 1),
         ATTR(CKA_PRIVATE, &yes, 1),
         ATTR(CKA_SENSITIVE, &yes, 1),
-        ATTR(CKA_EXTRACTABLE, &no, 1),
+        ATTR(CKA_EXTRACTABLE, &backup, 1),
         ATTR(CKA_SIGN, &yes, 1),
         ATTR(CKA_DERIVE, &yes, 1),
         ATTR(CKA_LABEL, label, strlen(label)),

@@ -80,7 +80,16 @@ static ts_err add_key(p11_store *st, list_state *ls, CK_OBJECT_HANDLE h, const c
     OPENSSL_free(params);
     ts_err rv = entry_add(ls, label, TS_KIND_KEY, &e);
     if (rv == TS_OK) {
+        /* A key made for backup is sensitive and yet extractable: it may leave only wrapped
+         * (p11_key.c). */
+        CK_BBOOL sensitive = CK_FALSE, extractable = CK_FALSE;
+        CK_ATTRIBUTE x[] = {ATTR(CKA_SENSITIVE, &sensitive, 1),
+                            ATTR(CKA_EXTRACTABLE, &extractable, 1)};
         e->curve = curve;
+        if (st->f->C_GetAttributeValue(st->session, h, x, 2) == CKR_OK && sensitive &&
+            extractable) {
+            e->flags = TS_KEY_BACKUP;
+        }
     }
     return rv;
 }

@@ -29,7 +29,7 @@ typedef struct soft_header_st {
     ASN1_OCTET_STRING *uid;
     ASN1_INTEGER *curve;      /* [0] keys */
     ASN1_OCTET_STRING *point; /* [1] keys */
-    ASN1_INTEGER *flags;      /* [2] data objects */
+    ASN1_INTEGER *flags;      /* [2] data objects; keys with flags */
     ASN1_OCTET_STRING *data;  /* [3] data objects in clear */
     ASN1_INTEGER *value;      /* [4] counters */
     SOFT_KDF *kdf;            /* [5] the store file */
@@ -243,6 +243,11 @@ static int header_fill(SOFT_HEADER *h, const ts_soft_record *rec)
                int_set(&h->kdf->n, rec->kdf.n) && int_set(&h->kdf->r, rec->kdf.r) &&
                int_set(&h->kdf->p, rec->kdf.p);
     case TS_SOFT_KEY:
+        /* Key flags are written only when set, so that a key file without them reads as before
+         * and each header has one encoding. */
+        if (rec->flags != 0 && !int_set(&h->flags, rec->flags)) {
+            return 0;
+        }
         return int_set(&h->curve, (uint64_t)rec->curve) &&
                octets_set(&h->point, rec->point, rec->point_len);
     case TS_SOFT_DATA:
@@ -337,7 +342,7 @@ static ts_err fields_parse(const SOFT_HEADER *h, ts_soft_record *rec)
 {
     uint64_t v = 0;
     int has_key = h->curve != NULL || h->point != NULL;
-    int has_data = h->flags != NULL || h->data != NULL;
+    int has_data = (h->flags != NULL && rec->kind != TS_SOFT_KEY) || h->data != NULL;
 
     if ((rec->kind != TS_SOFT_KEY && has_key) || (rec->kind != TS_SOFT_DATA && has_data) ||
         (rec->kind != TS_SOFT_COUNTER && h->value != NULL) ||
@@ -363,6 +368,10 @@ static ts_err fields_parse(const SOFT_HEADER *h, ts_soft_record *rec)
             return ts_error_set(TS_ERR_CORRUPT, "key with a malformed public point");
         }
         memcpy(rec->point, ASN1_STRING_get0_data(h->point), rec->point_len);
+        if (h->flags != NULL && (!int_get(h->flags, TS_KEY_BACKUP, &v) || v == 0)) {
+            return ts_error_set(TS_ERR_CORRUPT, "key with unknown flags");
+        }
+        rec->flags = h->flags != NULL ? (unsigned)v : 0;
         return TS_OK;
     case TS_SOFT_DATA:
         if (!int_get(h->flags, TS_DATA_SECRET, &v)) {

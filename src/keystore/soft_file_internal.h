@@ -12,7 +12,8 @@
  *       version INTEGER (1), kind INTEGER, label UTF8String, uid OCTET STRING (16),
  *       curve [0] IMPLICIT INTEGER OPTIONAL,       -- keys
  *       point [1] IMPLICIT OCTET STRING OPTIONAL,  -- keys: the uncompressed public point
- *       flags [2] IMPLICIT INTEGER OPTIONAL,       -- data objects: TS_DATA_*
+ *       flags [2] IMPLICIT INTEGER OPTIONAL,       -- data objects: TS_DATA_*; keys: TS_KEY_*,
+ *                                                  -- present only when not 0
  *       data  [3] IMPLICIT OCTET STRING OPTIONAL,  -- data objects that are not secret
  *       value [4] IMPLICIT INTEGER OPTIONAL,       -- counters
  *       kdf   [5] IMPLICIT SoftKdf OPTIONAL }      -- the store file
@@ -62,7 +63,7 @@ enum {
 
 typedef enum ts_soft_kind {
     TS_SOFT_STORE = 0,   /* DIR/store: UID, KDF parameters, the store key sealed under the PIN */
-    TS_SOFT_KEY = 1,     /* DIR/key.LABEL: curve and point in clear, PKCS#8 sealed */
+    TS_SOFT_KEY = 1,     /* DIR/key.LABEL: curve, point and flags in clear, PKCS#8 sealed */
     TS_SOFT_DATA = 2,    /* DIR/data.LABEL: flags; the data in clear or sealed if secret */
     TS_SOFT_COUNTER = 3, /* DIR/ctr.LABEL: the value in clear */
 } ts_soft_kind;
@@ -87,7 +88,7 @@ typedef struct ts_soft_record {
     ts_curve curve;              /* keys */
     uint8_t point[TS_POINT_MAX]; /* keys: uncompressed */
     size_t point_len;
-    unsigned flags;      /* data objects */
+    unsigned flags;      /* data objects: TS_DATA_*; keys: TS_KEY_* */
     const uint8_t *data; /* data objects that are not secret (NULL and 0 for secret ones) */
     size_t data_len;
     uint64_t value;  /* counters */

@@ -46,7 +46,7 @@ static void check_fields(const ts_soft_record *r)
     case TS_SOFT_KEY:
         if ((r->curve != TS_CURVE_P256 && r->curve != TS_CURVE_P384) ||
             r->point_len != (r->curve == TS_CURVE_P256 ? 65U : 97U) || r->point[0] != 0x04 ||
-            r->sealed_len == 0) {
+            r->sealed_len == 0 || (r->flags & ~TS_KEY_BACKUP) != 0) {
             abort();
         }
         break;

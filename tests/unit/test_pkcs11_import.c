@@ -38,8 +38,8 @@ static int setup(void **state)
     }
     ix->st = p11_test_state(ix->fx.uri);
     if (ix->st == NULL ||
-        ts_ks_pkcs11_backend.generate(ix->st, "recipient", TS_CURVE_P256) != TS_OK ||
-        ts_ks_pkcs11_backend.generate(ix->st, "recipient384", TS_CURVE_P384) != TS_OK) {
+        ts_ks_pkcs11_backend.generate(ix->st, "recipient", TS_CURVE_P256, 0) != TS_OK ||
+        ts_ks_pkcs11_backend.generate(ix->st, "recipient384", TS_CURVE_P384, 0) != TS_OK) {
         return -1;
     }
     *state = ix;

@@ -169,8 +169,8 @@ static void test_generate_and_sign(void **state)
     size_t sig_len = sizeof sig;
     const uint8_t digest[32] = {1};
 
-    assert_int_equal(soft()->generate(fx->st, "p256", TS_CURVE_P256), TS_OK);
-    assert_int_equal(soft()->generate(fx->st, "p384", TS_CURVE_P384), TS_OK);
+    assert_int_equal(soft()->generate(fx->st, "p256", TS_CURVE_P256, 0), TS_OK);
+    assert_int_equal(soft()->generate(fx->st, "p384", TS_CURVE_P384, 0), TS_OK);
     assert_int_equal(soft()->key_curve(fx->st, "p256", &curve), TS_OK);
     assert_int_equal(curve, TS_CURVE_P256);
     assert_int_equal(soft()->key_curve(fx->st, "p384", &curve), TS_OK);
@@ -188,9 +188,9 @@ static void test_generate_and_sign(void **state)
 
     assert_int_equal(soft()->sign_digest(fx->st, "p384", digest, 32, sig, &sig_len),
                      TS_ERR_INVALID);
-    assert_int_equal(soft()->generate(fx->st, "p256", TS_CURVE_P384), TS_ERR_EXISTS);
+    assert_int_equal(soft()->generate(fx->st, "p256", TS_CURVE_P384, 0), TS_ERR_EXISTS);
     assert_int_equal(soft()->object_put(fx->st, "d", (const uint8_t *)"x", 1, 0, 0), TS_OK);
-    assert_int_equal(soft()->generate(fx->st, "d", TS_CURVE_P256), TS_ERR_EXISTS);
+    assert_int_equal(soft()->generate(fx->st, "d", TS_CURVE_P256, 0), TS_ERR_EXISTS);
     assert_int_equal(soft()->sign_digest(fx->st, "d", digest, 32, sig, &sig_len),
                      TS_ERR_WRONG_TYPE);
     assert_int_equal(soft()->sign_digest(fx->st, "nope", digest, 32, sig, &sig_len),
@@ -205,12 +205,12 @@ static void test_delete_key_drops_cache(void **state)
     uint8_t digest[32] = {9}, sig[TS_SIGNATURE_MAX];
     size_t sig_len = sizeof sig;
 
-    assert_int_equal(soft()->generate(fx->st, "k", TS_CURVE_P256), TS_OK);
+    assert_int_equal(soft()->generate(fx->st, "k", TS_CURVE_P256, 0), TS_OK);
     assert_int_equal(soft()->public_key(fx->st, "k", &old), TS_OK);
     sign_and_verify(fx->st, "k");
     assert_int_equal(soft()->remove(fx->st, "k"), TS_OK);
     assert_int_equal(soft()->sign_digest(fx->st, "k", digest, 32, sig, &sig_len), TS_ERR_NOT_FOUND);
-    assert_int_equal(soft()->generate(fx->st, "k", TS_CURVE_P256), TS_OK);
+    assert_int_equal(soft()->generate(fx->st, "k", TS_CURVE_P256, 0), TS_OK);
     assert_int_equal(soft()->public_key(fx->st, "k", &new), TS_OK);
     assert_int_not_equal(EVP_PKEY_eq(old, new), 1);
     assert_int_equal(soft()->sign_digest(fx->st, "k", digest, 32, sig, &sig_len), TS_OK);
@@ -254,8 +254,8 @@ static void derive_matches(void *st, const char *label, ts_curve curve)
 static void test_derive(void **state)
 {
     soft_fx *fx = *state;
-    assert_int_equal(soft()->generate(fx->st, "e256", TS_CURVE_P256), TS_OK);
-    assert_int_equal(soft()->generate(fx->st, "e384", TS_CURVE_P384), TS_OK);
+    assert_int_equal(soft()->generate(fx->st, "e256", TS_CURVE_P256, 0), TS_OK);
+    assert_int_equal(soft()->generate(fx->st, "e384", TS_CURVE_P384, 0), TS_OK);
     derive_matches(fx->st, "e256", TS_CURVE_P256);
     derive_matches(fx->st, "e384", TS_CURVE_P384);
     assert_int_equal(soft_reopen(fx), TS_OK);
@@ -308,7 +308,7 @@ static void test_data_objects(void **state)
         soft()->object_put(fx->st, "cert", (const uint8_t *)"hush", 4, TS_DATA_SECRET, 1), TS_OK);
     expect_object(fx->st, "cert", "hush");
 
-    assert_int_equal(soft()->generate(fx->st, "key", TS_CURVE_P256), TS_OK);
+    assert_int_equal(soft()->generate(fx->st, "key", TS_CURVE_P256, 0), TS_OK);
     assert_int_equal(soft()->counter_update(fx->st, "ctr", &v, 1), TS_OK);
     assert_int_equal(soft()->object_put(fx->st, "key", (const uint8_t *)"x", 1, 0, 1),
                      TS_ERR_WRONG_TYPE);
@@ -382,7 +382,7 @@ static void test_counters(void **state)
     assert_int_equal(soft()->object_put(fx->st, "d", (const uint8_t *)"x", 1, 0, 0), TS_OK);
     assert_int_equal(soft()->counter_get(fx->st, "d", &v), TS_ERR_WRONG_TYPE);
     assert_int_equal(soft()->counter_update(fx->st, "d", &v, 1), TS_ERR_WRONG_TYPE);
-    assert_int_equal(soft()->generate(fx->st, "c", TS_CURVE_P256), TS_ERR_EXISTS);
+    assert_int_equal(soft()->generate(fx->st, "c", TS_CURVE_P256, 0), TS_ERR_EXISTS);
 }
 
 /* Two processes, each its own open store, increment 1000 times each: exactly 2000. */

@@ -142,7 +142,7 @@ static void test_imported_key_not_in_clear(void **state)
     for (size_t i = 0; i < 2; i++) {
         size_t scalar_len = curves[i] == TS_CURVE_P256 ? 32 : 48;
         soft()->remove(fx->st, "rcpt"); /* the previous curve's */
-        assert_int_equal(soft()->generate(fx->st, "rcpt", curves[i]), TS_OK);
+        assert_int_equal(soft()->generate(fx->st, "rcpt", curves[i], 0), TS_OK);
         import_prepare(fx->st, curves[i], labels[i], &ic);
         assert_int_equal(soft()->unwrap_import(fx->st, &ic.req), TS_OK);
 
@@ -175,7 +175,7 @@ static void test_import_refusals(void **state)
     uint8_t bad[512];
     char *before = NULL, *after = NULL;
 
-    assert_int_equal(soft()->generate(fx->st, "rcpt", TS_CURVE_P256), TS_OK);
+    assert_int_equal(soft()->generate(fx->st, "rcpt", TS_CURVE_P256, 0), TS_OK);
     import_prepare(fx->st, TS_CURVE_P256, "new", &ic);
     import_prepare(fx->st, TS_CURVE_P256, "new", &other);
     before = soft_snapshot(fx->dir);
@@ -287,7 +287,7 @@ static void test_tampered_files(void **state)
     void *st = NULL;
     uint64_t v = 5;
 
-    assert_int_equal(soft()->generate(fx->st, "k", TS_CURVE_P256), TS_OK);
+    assert_int_equal(soft()->generate(fx->st, "k", TS_CURVE_P256, 0), TS_OK);
     assert_int_equal(soft()->object_put(fx->st, "d", (const uint8_t *)"data", 4, 0, 0), TS_OK);
     assert_int_equal(soft()->object_put(fx->st, "s", (const uint8_t *)"hush", 4, TS_DATA_SECRET, 0),
                      TS_OK);
@@ -332,7 +332,7 @@ static void test_moved_files(void **state)
     /* From another store, same label: its UID and key differ. */
     assert_int_equal(soft_fx_setup(&other), 0);
     assert_int_equal(soft()->object_put(other.st, "a", (const uint8_t *)"X", 1, 0, 0), TS_OK);
-    assert_int_equal(soft()->generate(other.st, "k", TS_CURVE_P256), TS_OK);
+    assert_int_equal(soft()->generate(other.st, "k", TS_CURVE_P256, 0), TS_OK);
     file_path(&other, "data.a", from, sizeof from);
     file_path(fx, "data.a", to, sizeof to);
     copy_file(from, to);
@@ -379,7 +379,7 @@ static void test_full_disk_changes_nothing(void **state)
 
     assert_int_equal(soft()->object_put(fx->st, "d", (const uint8_t *)"old", 3, 0, 0), TS_OK);
     assert_int_equal(soft()->counter_update(fx->st, "c", &v, 1), TS_OK);
-    assert_int_equal(soft()->generate(fx->st, "k", TS_CURVE_P256), TS_OK);
+    assert_int_equal(soft()->generate(fx->st, "k", TS_CURVE_P256, 0), TS_OK);
     before = soft_snapshot(fx->dir);
     assert_non_null(before);
 
@@ -394,7 +394,7 @@ static void test_full_disk_changes_nothing(void **state)
             _exit(100);
         }
         uint64_t cv = 50;
-        bad |= (soft()->generate(fx->st, "k2", TS_CURVE_P384) != TS_ERR_FULL) << 0;
+        bad |= (soft()->generate(fx->st, "k2", TS_CURVE_P384, 0) != TS_ERR_FULL) << 0;
         bad |= (soft()->object_put(fx->st, "d2", big, sizeof big, 0, 0) != TS_ERR_FULL) << 1;
         bad |= (soft()->object_put(fx->st, "d", big, sizeof big, TS_DATA_SECRET, 1) != TS_ERR_FULL)
                << 2;
@@ -441,7 +441,7 @@ static void test_modes(void **state)
     snprintf(f2.dir, sizeof f2.dir, "%s/open", fx->tmp);
     soft_uri(&f2, SOFT_PIN);
     assert_int_equal(soft()->create(&f2.uri, NULL, &st), TS_OK);
-    assert_int_equal(soft()->generate(st, "k", TS_CURVE_P256), TS_OK);
+    assert_int_equal(soft()->generate(st, "k", TS_CURVE_P256, 0), TS_OK);
     assert_int_equal(soft()->object_put(st, "d", (const uint8_t *)"x", 1, 0, 0), TS_OK);
     assert_int_equal(soft()->counter_update(st, "c", &v, 1), TS_OK);
     soft()->close(st);

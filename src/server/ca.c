@@ -1,2 +1,0 @@
-/* The CA instance: replaced as the service is built. */
-typedef int ts_server_placeholder;
