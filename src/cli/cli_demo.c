@@ -22,6 +22,7 @@
 
 #include "cli/cli_internal.h"
 #include "common/error_internal.h"
+#include "common/text_internal.h"
 #include "tessera/provider.h"
 
 #define DEFAULT_SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -62,45 +63,6 @@ static void print_name(const char *what, const X509_NAME *name)
     char buf[256];
     X509_NAME_oneline(name, buf, sizeof buf);
     printf(IND "%-20s %s\n", what, buf);
-}
-
-static ts_err random_hex(char *out, size_t bytes)
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned char raw[PIN_BYTES];
-    if (bytes > sizeof raw || RAND_bytes(raw, (int)bytes) != 1) {
-        return ts_error_set_openssl(TS_ERR_CRYPTO, "no random bytes for a PIN");
-    }
-    for (size_t i = 0; i < bytes; i++) {
-        out[2 * i] = digits[raw[i] >> 4];
-        out[2 * i + 1] = digits[raw[i] & 0x0f];
-    }
-    out[2 * bytes] = '\0';
-    OPENSSL_cleanse(raw, sizeof raw);
-    return TS_OK;
-}
-
-/* RFC 7512 section 2.3: a query attribute value is percent-encoded outside the safe set. */
-static ts_err pct_encode(const char *in, char *out, size_t size)
-{
-    static const char digits[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p != '\0'; p++) {
-        int safe = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                   (*p >= '0' && *p <= '9') || strchr("-._~/", *p) != NULL;
-        if (o + 4 > size) {
-            return ts_error_set(TS_ERR_INVALID, "path too long: %s", in);
-        }
-        if (safe) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = digits[*p >> 4];
-            out[o++] = digits[*p & 0x0f];
-        }
-    }
-    out[o] = '\0';
-    return TS_OK;
 }
 
 /* A temporary directory whose path needs no quoting in a URI. */
@@ -161,10 +123,10 @@ static ts_err step_store(demo *d)
     char module_enc[3 * PATH_MAX];
     char hex[2 * TS_KEYSTORE_UID_LEN + 1];
     int n;
-    ts_err rv = random_hex(d->pin, PIN_BYTES);
+    ts_err rv = ts_random_hex(d->pin, PIN_BYTES);
 
     if (rv == TS_OK) {
-        rv = random_hex(d->so_pin, PIN_BYTES);
+        rv = ts_random_hex(d->so_pin, PIN_BYTES);
     }
     if (rv != TS_OK) {
         return rv;
@@ -173,7 +135,7 @@ static ts_err step_store(demo *d)
         printf(IND "%-20s %s\n", "PKCS#11 module", d->module);
         rv = softhsm_config(d);
         if (rv == TS_OK) {
-            rv = pct_encode(d->module, module_enc, sizeof module_enc);
+            rv = ts_uri_escape(d->module, module_enc, sizeof module_enc);
         }
         if (rv != TS_OK) {
             return rv;

@@ -54,6 +54,23 @@ static ts_err parent_dir(const char *path, char out[PATH_MAX])
     return TS_OK;
 }
 
+static ts_err write_all(int fd, const uint8_t *data, size_t len, const char *path)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            /* write() returning 0 for a regular file means no space was left. */
+            return errno_error(w < 0 ? errno : ENOSPC, "cannot write", path);
+        }
+        done += (size_t)w;
+    }
+    return TS_OK;
+}
+
 /*
  * Writes to a path that is not a regular file (a device such as /dev/null or /dev/stdout, a
  * FIFO) in place: renaming over it would replace the device node itself.
@@ -64,18 +81,10 @@ static ts_err write_in_place(const char *path, const uint8_t *data, size_t len)
     if (fd < 0) {
         return errno_error(errno, "cannot open", path);
     }
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            int err = w < 0 ? errno : ENOSPC;
-            close(fd);
-            return errno_error(err, "cannot write", path);
-        }
-        done += (size_t)w;
+    ts_err rv = write_all(fd, data, len, path);
+    if (rv != TS_OK) {
+        close(fd);
+        return rv;
     }
     if (close(fd) != 0) {
         return errno_error(errno, "cannot close", path);
@@ -112,17 +121,9 @@ ts_err ts_file_write_atomic(const char *path, const uint8_t *data, size_t len, m
     if (fd < 0) {
         return errno_error(errno, "cannot create", tmp);
     }
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            rv = errno_error(w < 0 ? errno : ENOSPC, "cannot write", tmp);
-            goto fail;
-        }
-        done += (size_t)w;
+    rv = write_all(fd, data, len, tmp);
+    if (rv != TS_OK) {
+        goto fail;
     }
     if (fchmod(fd, mode) != 0) {
         rv = errno_error(errno, "cannot set the mode of", tmp);

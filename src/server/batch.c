@@ -56,10 +56,10 @@ ts_err batch_device_uri(const batch *b, const char *uid, char *uri, size_t size)
     } else {
         ts_err rv = batch_device_paths(b, uid, dir, pin, NULL);
         if (rv == TS_OK) {
-            rv = srv_uri_path(dir, enc, sizeof enc);
+            rv = ts_uri_escape(dir, enc, sizeof enc);
         }
         if (rv == TS_OK) {
-            rv = srv_uri_path(pin, enc_pin, sizeof enc_pin);
+            rv = ts_uri_escape(pin, enc_pin, sizeof enc_pin);
         }
         if (rv != TS_OK) {
             return rv;
@@ -105,17 +105,17 @@ static ts_err device_store_soft(batch *b, const char *uid, ts_keystore **ks)
         rv = ts_dir_sync(b->devices);
     }
     if (rv == TS_OK) {
-        rv = srv_random_hex(pin, SRV_PIN_BYTES);
+        rv = ts_random_hex(pin, SRV_PIN_BYTES);
     }
     if (rv == TS_OK) {
         rv = ts_file_write_atomic(pin_path, (const uint8_t *)pin, strlen(pin), 0600);
     }
     OPENSSL_cleanse(pin, sizeof pin);
     if (rv == TS_OK) {
-        rv = srv_uri_path(store, enc, sizeof enc);
+        rv = ts_uri_escape(store, enc, sizeof enc);
     }
     if (rv == TS_OK) {
-        rv = srv_uri_path(pin_path, enc_pin, sizeof enc_pin);
+        rv = ts_uri_escape(pin_path, enc_pin, sizeof enc_pin);
     }
     if (rv == TS_OK) {
         snprintf(uri, sizeof uri, "soft:%s?pin-source=%s", enc, enc_pin);
@@ -136,7 +136,7 @@ static ts_err device_make(batch *b, ts_batch_result *res)
     X509 *cert = NULL;
     srv_issue_req req;
     ts_cert_row row;
-    ts_err rv = srv_random_hex(rnd, UID_BYTES);
+    ts_err rv = ts_random_hex(rnd, UID_BYTES);
 
     memset(&row, 0, sizeof row);
     if (rv != TS_OK) {

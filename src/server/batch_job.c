@@ -134,7 +134,7 @@ ts_err batch_job_open(batch *b, size_t job_bytes)
     if (rv == TS_ERR_NOT_FOUND) {
         rv = out_fresh(b);
         if (rv == TS_OK) {
-            rv = srv_random_hex(b->job, job_bytes);
+            rv = ts_random_hex(b->job, job_bytes);
         }
         if (rv == TS_OK) {
             rv = job_write(b, path);

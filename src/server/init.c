@@ -58,36 +58,13 @@ ts_err srv_remove_tree(const char *path)
     return TS_OK;
 }
 
-/* Percent-encodes a path for a key-store URI (RFC 3986 unreserved characters and '/' stay). */
-ts_err srv_uri_path(const char *path, char *out, size_t size)
-{
-    static const char digits[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
-        int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                    (*p >= '0' && *p <= '9') || strchr("-._~/", *p) != NULL;
-        if (o + 4 > size) {
-            return ts_error_set(TS_ERR_INVALID, "path too long for a key-store URI: %s", path);
-        }
-        if (plain) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = digits[*p >> 4];
-            out[o++] = digits[*p & 0x0f];
-        }
-    }
-    out[o] = '\0';
-    return TS_OK;
-}
-
 /* A fresh random PIN in DIR/name (0600). */
 static ts_err pin_file(const char *dir, const char *name, char pin[2 * SRV_PIN_BYTES + 1])
 {
     char path[TS_CA_PATH_MAX];
     ts_err rv = srv_path(path, sizeof path, dir, name);
     if (rv == TS_OK) {
-        rv = srv_random_hex(pin, SRV_PIN_BYTES);
+        rv = ts_random_hex(pin, SRV_PIN_BYTES);
     }
     if (rv == TS_OK) {
         rv = ts_file_write_atomic(path, (const uint8_t *)pin, strlen(pin), 0600);
@@ -133,10 +110,10 @@ static ts_err keystore_softhsm(init_state *s, const char *module, char *uri, siz
         rv = srv_path(pin_path, sizeof pin_path, s->ca.dir, SRV_PIN_FILE);
     }
     if (rv == TS_OK) {
-        rv = srv_uri_path(pin_path, enc_pin, sizeof enc_pin);
+        rv = ts_uri_escape(pin_path, enc_pin, sizeof enc_pin);
     }
     if (rv == TS_OK) {
-        rv = srv_uri_path(module, enc_mod, sizeof enc_mod);
+        rv = ts_uri_escape(module, enc_mod, sizeof enc_mod);
     }
     if (rv == TS_OK) {
         int n = snprintf(uri, size, "pkcs11:token=%s?module-path=%s&pin-source=%s", SRV_TOKEN_LABEL,
@@ -171,10 +148,10 @@ static ts_err keystore_soft(init_state *s, char *uri, size_t size)
     }
     OPENSSL_cleanse(pin, sizeof pin);
     if (rv == TS_OK) {
-        rv = srv_uri_path(path, enc, sizeof enc);
+        rv = ts_uri_escape(path, enc, sizeof enc);
     }
     if (rv == TS_OK) {
-        rv = srv_uri_path(pin_path, enc_pin, sizeof enc_pin);
+        rv = ts_uri_escape(pin_path, enc_pin, sizeof enc_pin);
     }
     if (rv == TS_OK) {
         int n = snprintf(uri, size, "soft:%s?pin-source=%s", enc, enc_pin);
@@ -231,7 +208,7 @@ static ts_err make_cas(init_state *s)
 {
     char suffix[9], cn[TS_TEXT_MAX];
     EVP_PKEY *root_pub = NULL, *issuing_pub = NULL;
-    ts_err rv = srv_random_hex(suffix, 4);
+    ts_err rv = ts_random_hex(suffix, 4);
 
     if (rv == TS_OK) {
         snprintf(s->root_label, sizeof s->root_label, "root-%s", suffix);

@@ -36,25 +36,6 @@ json_t *srv_json(const char *fmt, ...)
     return j;
 }
 
-ts_err srv_random_hex(char *hex, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    uint8_t buf[64];
-    if (n > sizeof buf) {
-        return ts_error_set(TS_ERR_INVALID, "too many random bytes asked for");
-    }
-    if (RAND_bytes(buf, (int)n) != 1) {
-        return ts_error_set_openssl(TS_ERR_CRYPTO, "no random bytes");
-    }
-    for (size_t i = 0; i < n; i++) {
-        hex[2 * i] = digits[buf[i] >> 4];
-        hex[2 * i + 1] = digits[buf[i] & 0x0f];
-    }
-    hex[2 * n] = '\0';
-    OPENSSL_cleanse(buf, sizeof buf);
-    return TS_OK;
-}
-
 ts_err srv_instance_write(const char *dir, const char *db_url, const char *ks_uri,
                           const char *softhsm_conf)
 {

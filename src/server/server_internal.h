@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "common/text_internal.h"
 #include "tessera/ca.h"
 #include "tessera/keystore.h"
 #include "tessera/pki.h"
@@ -70,9 +71,6 @@ ts_err srv_audit(ts_ca *ca, const char *action, const char *object, json_t *deta
 /* A JSON object from a jansson pack format; NULL on failure (the caller reports NOMEM). */
 json_t *srv_json(const char *fmt, ...);
 
-/* Random bytes as lower-case hex (2 * n + 1 bytes in hex). */
-ts_err srv_random_hex(char *hex, size_t n);
-
 /* Deletes a key made by an operation that failed; best effort, the failure is what counts. */
 void srv_key_discard(ts_keystore *ks, const char *label);
 
@@ -81,9 +79,6 @@ ts_err srv_setting(ts_ca *ca, const char *key, char **value);
 
 /* Removes a file or a directory tree (init.c). */
 ts_err srv_remove_tree(const char *path);
-
-/* Percent-encodes a path for a key-store URI (init.c). */
-ts_err srv_uri_path(const char *path, char *out, size_t size);
 
 /* --- ca_material.c --------------------------------------------------------------------------- */
 

@@ -128,7 +128,7 @@ ts_err ts_ca_tenant_create(ts_ca *ca, const char *name, const char *org, const c
         rv = ts_ca_keystore(ca, &ks);
     }
     if (rv == TS_OK) {
-        rv = srv_random_hex(suffix, 4);
+        rv = ts_random_hex(suffix, 4);
     }
     if (rv == TS_OK) {
         snprintf(label, sizeof label, "issuing-%s-%s", name, suffix);

@@ -1,4 +1,5 @@
 /* The fast CSR parse (src/pki/csr_fast.c) gives the same request as d2i_X509_REQ(). */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
