@@ -15,7 +15,8 @@
  * at least 50% of raw; printed, not enforced. docs/bench.md describes the output.
  *
  * Environment: TS_BENCH_CERTS (N, default 2000), TS_BENCH_GROUP (G, default 100),
- * TS_SOFTHSM_MODULE, TS_PG_BINDIR.
+ * TS_SOFTHSM_MODULE, TS_PG_BINDIR, TS_BENCH_ONLY (measure only the configuration of that name,
+ * e.g. sqlite_soft, for profiling; the others are reported as skipped).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -452,6 +453,7 @@ int main(void)
     size_t n = env_size("TS_BENCH_CERTS", BENCH_DEFAULT_CERTS, 1000000);
     size_t group = env_size("TS_BENCH_GROUP", BENCH_DEFAULT_GROUP, TS_CA_ISSUE_GROUP_MAX);
     const char *module = getenv("TS_SOFTHSM_MODULE");
+    const char *only = getenv("TS_BENCH_ONLY");
     bench_csrs csrs = {0};
     ts_pg_server pg = {0};
     char why[512] = "";
@@ -491,6 +493,13 @@ int main(void)
     if (access(module, R_OK) != 0) {
         snprintf(cfgs[1].skipped, sizeof cfgs[1].skipped, "no SoftHSM2 module at %s", module);
         snprintf(cfgs[3].skipped, sizeof cfgs[3].skipped, "no SoftHSM2 module at %s", module);
+    }
+    if (only != NULL && only[0] != '\0') {
+        for (size_t i = 0; i < ncfg; i++) {
+            if (strcmp(cfgs[i].name, only) != 0) {
+                snprintf(cfgs[i].skipped, sizeof cfgs[i].skipped, "TS_BENCH_ONLY=%s", only);
+            }
+        }
     }
     pg_state = ts_pg_start(&pg, why, sizeof why);
     if (pg_state == TS_PG_STARTED && pg_durable(&pg, why, sizeof why) != 0) {

@@ -60,7 +60,7 @@ typedef struct ts_ca_init_result {
 
 /*
  * Creates an instance: key store, root and default issuing CA keys and certificates, the built-in
- * profiles, the root key's M-of-N backup (DIR/root-backup.bin and DIR/shares/) and the ceremony
+ * profiles, the root key's M-of-N backup (DIR/root-key.wrapped and DIR/shares/) and the ceremony
  * transcript as the first audit entries. On failure nothing of it is left behind.
  */
 TS_API TS_MUST_CHECK ts_err ts_ca_init(const ts_ca_init_params *params, ts_ca_init_result *result);
@@ -86,7 +86,7 @@ TS_API TS_MUST_CHECK ts_err ts_ca_tenant_name_check(const char *name);
 /* --- The root key: restore from shares, take offline ----------------------------------------- */
 
 /*
- * Recombines the KEK from share files (at least M), unwraps the root key from DIR/root-backup.bin
+ * Recombines the KEK from share files (at least M), unwraps the root key from DIR/root-key.wrapped
  * into the instance's key store, or into keystore_uri when not NULL, and checks it against the
  * root certificate. A bad share names the file and line; nothing changes on failure.
  */

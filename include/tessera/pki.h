@@ -49,6 +49,8 @@ TS_API TS_MUST_CHECK ts_err ts_profile_to_json(const ts_profile *profile, char *
 TS_API TS_MUST_CHECK ts_err ts_profile_builtin(const char *name, ts_profile **out);
 
 TS_API const char *ts_profile_name(const ts_profile *profile);
+/* The profile's kind as its JSON "kind" names it ("device", "server", ...); NULL without one. */
+TS_API const char *ts_profile_kind_name(const ts_profile *profile);
 TS_API void ts_profile_free(ts_profile *profile);
 
 /* --- CSRs ------------------------------------------------------------------------------------ */

@@ -371,7 +371,8 @@ ts_err ts_pki_csr_policy(X509_REQ *csr, const ts_profile *p)
 ts_err ts_csr_check(X509_REQ *csr, const ts_profile *profile)
 {
     OSSL_LIB_CTX *libctx = ts_provider_libctx();
-    EVP_PKEY *key;
+    EVP_PKEY *key, *verify_key;
+    int ok;
     ts_err rv;
 
     if (csr == NULL || profile == NULL) {
@@ -390,8 +391,13 @@ ts_err ts_csr_check(X509_REQ *csr, const ts_profile *profile)
     if (rv != TS_OK) {
         return rv;
     }
-    /* RFC 2986 section 3: the signature proves possession of the private key. */
-    if (X509_REQ_verify_ex(csr, key, libctx, NULL) != 1) {
+    /* RFC 2986 section 3: the signature proves possession of the private key. The same key as
+     * a key of libctx's default provider, when it can be made (csr_verify.c), spares OpenSSL
+     * converting it for the verification. */
+    verify_key = ts_pki_csr_verify_key(csr);
+    ok = X509_REQ_verify_ex(csr, verify_key != NULL ? verify_key : key, libctx, NULL) == 1;
+    EVP_PKEY_free(verify_key);
+    if (!ok) {
         ERR_clear_error();
         return ts_error_set(TS_ERR_AUTH, "CSR signature does not verify");
     }

@@ -161,6 +161,11 @@ int ts_pki_same_public_key(const EVP_PKEY *a, const EVP_PKEY *b);
  * an EVP_PKEY equal to what d2i_X509_REQ() gives, and the request's DER is unchanged. */
 int ts_pki_csr_decode_fast(const uint8_t *der, size_t len, X509_REQ **out);
 
+/* The CSR's public key made as a key of ts_provider_libctx()'s default provider, for verifying
+ * its signature there without a conversion (csr_verify.c): a new key, or NULL when its key is
+ * not an EC key with a named curve profiles allow (then verify with the request's own key). */
+EVP_PKEY *ts_pki_csr_verify_key(X509_REQ *csr);
+
 /* ts_csr_check() without the signature: the profile's rules only. */
 TS_MUST_CHECK ts_err ts_pki_csr_policy(X509_REQ *csr, const ts_profile *profile);
 

@@ -215,6 +215,11 @@ const char *ts_profile_name(const ts_profile *profile)
     return profile != NULL ? profile->name : NULL;
 }
 
+const char *ts_profile_kind_name(const ts_profile *profile)
+{
+    return profile != NULL ? ts_pki_name_of(ts_pki_kind_table, (int)profile->kind) : NULL;
+}
+
 ts_err ts_profile_builtin(const char *name, ts_profile **out)
 {
     if (name == NULL || out == NULL) {

@@ -67,6 +67,76 @@ static ts_err key_load(ts_keystore *ks, srv_issuer *issuer)
     return rv;
 }
 
+void srv_issuing_cache_clear(ts_ca *ca)
+{
+    srv_issuer_clear(ca->issuing_cache);
+    OPENSSL_free(ca->issuing_cache);
+    ca->issuing_cache = NULL;
+    ca->issuing_cache_tenant = 0;
+}
+
+/* Whether the cached issuing CA is the one row names: the same CA, certificate and key label,
+ * its key from the instance key store as it is open now. The row is read from the store for
+ * every load, so a CA rotated, replaced or changed by any process is seen at once and the cache
+ * is not used; the key was checked against the certificate when it was cached. */
+static int cache_matches(ts_ca *ca, int64_t tenant_id, const ts_ca_row *row)
+{
+    const srv_issuer *c = ca->issuing_cache;
+
+    return c != NULL && ca->issuing_cache_tenant == tenant_id && c->row.id == row->id &&
+           c->key != NULL && c->ks == ca->ks && c->row.cert_len == row->cert_len &&
+           memcmp(c->row.cert_der, row->cert_der, row->cert_len) == 0 &&
+           strcmp(c->row.key_label, row->key_label) == 0;
+}
+
+/* out (its row already read) takes references to the cached certificate, key and store. */
+static ts_err cache_use(ts_ca *ca, srv_issuer *out)
+{
+    srv_issuer *c = ca->issuing_cache;
+
+    if (X509_up_ref(c->cert) != 1) {
+        return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot reference the issuing CA certificate");
+    }
+    out->cert = c->cert;
+    if (EVP_PKEY_up_ref(c->key) != 1) {
+        return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot reference the issuing CA key");
+    }
+    out->key = c->key;
+    out->ks = ts_keystore_up_ref(c->ks);
+    return TS_OK;
+}
+
+/* Keeps a copy of a loaded issuing CA with its key; on any failure simply nothing is cached. */
+static void cache_keep(ts_ca *ca, int64_t tenant_id, const srv_issuer *in)
+{
+    srv_issuer *c = OPENSSL_zalloc(sizeof *c);
+
+    srv_issuing_cache_clear(ca);
+    if (c == NULL) {
+        return;
+    }
+    c->row = in->row;
+    c->row.cert_der = OPENSSL_memdup(in->row.cert_der, in->row.cert_len);
+    if (c->row.cert_der == NULL) {
+        OPENSSL_free(c);
+        return;
+    }
+    if (X509_up_ref(in->cert) == 1) {
+        c->cert = in->cert;
+    }
+    if (EVP_PKEY_up_ref(in->key) == 1) {
+        c->key = in->key;
+    }
+    c->ks = ts_keystore_up_ref(in->ks);
+    if (c->cert == NULL || c->key == NULL) {
+        srv_issuer_clear(c);
+        OPENSSL_free(c);
+        return;
+    }
+    ca->issuing_cache = c;
+    ca->issuing_cache_tenant = tenant_id;
+}
+
 ts_err srv_issuing_load(ts_ca *ca, int64_t tenant_id, int with_key, srv_issuer *out)
 {
     ts_keystore *ks = NULL;
@@ -77,6 +147,15 @@ ts_err srv_issuing_load(ts_ca *ca, int64_t tenant_id, int with_key, srv_issuer *
     if (rv == TS_ERR_NOT_FOUND) {
         return ts_error_set(TS_ERR_CORRUPT, "tenant %lld has no active issuing CA",
                             (long long)tenant_id);
+    }
+    /* Decoding the certificate and finding and checking its key cost more than signing; a CA
+     * that issues in a loop does it once. */
+    if (rv == TS_OK && with_key && cache_matches(ca, tenant_id, &out->row)) {
+        rv = cache_use(ca, out);
+        if (rv != TS_OK) {
+            srv_issuer_clear(out);
+        }
+        return rv;
     }
     if (rv == TS_OK) {
         rv = cert_from_row(&out->row, &out->cert);
@@ -89,6 +168,9 @@ ts_err srv_issuing_load(ts_ca *ca, int64_t tenant_id, int with_key, srv_issuer *
         if (rv != TS_OK) {
             ts_error_prefix(rv, "the issuing CA key");
         }
+    }
+    if (rv == TS_OK && with_key) {
+        cache_keep(ca, tenant_id, out);
     }
     if (rv != TS_OK) {
         srv_issuer_clear(out);
@@ -178,8 +260,11 @@ static ts_err time_of(const ASN1_TIME *t, time_t *out)
 
 ts_err srv_cert_row_fill(X509 *cert, ts_cert_row *row)
 {
+    static const char hex_digits[] = "0123456789abcdef";
     BIO *mem = BIO_new(BIO_s_mem());
     unsigned char *der = NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
     char *text = NULL;
     ts_err rv = TS_OK;
 
@@ -191,9 +276,6 @@ ts_err srv_cert_row_fill(X509 *cert, ts_cert_row *row)
     long n = BIO_get_mem_data(mem, &text);
     snprintf(row->subject, sizeof row->subject, "%.*s", (int)n, text);
     rv = ts_serial_hex(X509_get0_serialNumber(cert), row->serial, sizeof row->serial);
-    if (rv == TS_OK) {
-        rv = ts_cert_fingerprint(cert, row->fingerprint);
-    }
     if (rv == TS_OK) {
         rv = time_of(X509_get0_notBefore(cert), &row->not_before);
     }
@@ -208,6 +290,18 @@ ts_err srv_cert_row_fill(X509 *cert, ts_cert_row *row)
         rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot encode the certificate");
         goto done;
     }
+    /* The fingerprint is the SHA-256 of these very bytes, as ts_cert_fingerprint() computes it;
+     * hashing them here spares encoding the certificate a second time. */
+    if (EVP_Digest(der, (size_t)len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32) {
+        OPENSSL_free(der);
+        rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot compute a certificate fingerprint");
+        goto done;
+    }
+    for (unsigned int i = 0; i < md_len; i++) {
+        row->fingerprint[2 * i] = hex_digits[md[i] >> 4];
+        row->fingerprint[2 * i + 1] = hex_digits[md[i] & 0x0f];
+    }
+    row->fingerprint[2 * md_len] = '\0';
     row->der = der;
     row->der_len = (size_t)len;
     row->state = TS_CERT_VALID;
@@ -372,15 +466,7 @@ ts_err srv_profiles_builtin(ts_ca *ca, int64_t tenant_id, const char *tenant)
 
 int srv_profile_is_device(const ts_profile *profile)
 {
-    char *json = NULL;
-    int device = 0;
+    const char *kind = ts_profile_kind_name(profile);
 
-    if (ts_profile_to_json(profile, &json) == TS_OK) {
-        json_t *root = json_loads(json, 0, NULL);
-        const char *kind = json_string_value(json_object_get(root, "kind"));
-        device = kind != NULL && strcmp(kind, "device") == 0;
-        json_decref(root);
-        OPENSSL_free(json);
-    }
-    return device;
+    return kind != NULL && strcmp(kind, "device") == 0;
 }

@@ -209,6 +209,7 @@ void ts_ca_free(ts_ca *ca)
     if (ca == NULL) {
         return;
     }
+    srv_issuing_cache_clear(ca);
     ts_keystore_free(ca->ks);
     ts_store_free(ca->store);
     OPENSSL_free(ca->db_url);

@@ -22,7 +22,6 @@
 #define SRV_SOFTHSM_CONF  "softhsm2.conf"
 #define SRV_TOKENS_DIR    "tokens"
 #define SRV_SOFT_DIR      "keystore"
-#define SRV_BACKUP_FILE   "root-backup.bin"
 #define SRV_SHARES_DIR    "shares"
 #define SRV_TOKEN_LABEL   "tessera-ca"
 
@@ -54,6 +53,10 @@ struct ts_ca {
     char *org;
     char *country;  /* NULL when none */
     char *base_url; /* NULL when none */
+    /* The issuing CA last loaded with its key (ca_material.c): reused while the store still
+     * names the same CA, with the same certificate, as the tenant's active issuing CA. */
+    struct srv_issuer *issuing_cache;
+    int64_t issuing_cache_tenant;
 };
 
 /* --- instance.c ------------------------------------------------------------------------------ */
@@ -91,6 +94,9 @@ typedef struct srv_issuer {
 } srv_issuer;
 
 void srv_issuer_clear(srv_issuer *issuer);
+
+/* Drops the cached issuing CA (ts_ca_free). */
+void srv_issuing_cache_clear(ts_ca *ca);
 
 /* The active issuing CA of a tenant, with its key when with_key. */
 ts_err srv_issuing_load(ts_ca *ca, int64_t tenant_id, int with_key, srv_issuer *out);

@@ -276,7 +276,19 @@ static ts_err pragma_text(sqlite_db *d, const char *sql, const char *want)
     if (rc != SQLITE_OK) {
         return sqlite_fail(d->db, rc, sql);
     }
+    /*
+     * Switching a fresh database to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY
+     * at once, without its busy handler, while another process opens the same new file. Retry
+     * for as long as the busy timeout would have waited.
+     */
     rc = sqlite3_step(stmt);
+    for (int waited = 0;
+         (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && waited < TS_STORE_BUSY_TIMEOUT_MS;
+         waited += 10) {
+        sqlite3_reset(stmt);
+        sqlite3_sleep(10);
+        rc = sqlite3_step(stmt);
+    }
     ts_err rv = TS_OK;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         rv = sqlite_fail(d->db, rc, sql);

@@ -1,0 +1,117 @@
+/*
+ * The key a certificate request's signature is verified with.
+ *
+ * A request's key as parsed (csr_fast.c gives a legacy EC key, which is what makes setting it
+ * into the certificate cheap) is not a key of any provider. OpenSSL 3.0 verifies only with
+ * provider keys, so at each verification it exports the legacy key and imports it into the
+ * default provider, and the import builds the curve's group from its name again: prime field,
+ * order and Montgomery constants for every request, which costs a good part of a verification.
+ *
+ * Here the verification key is made directly in the default provider of the library context the
+ * signature is checked in: a prepared public-only key of the request's named curve (made once)
+ * is duplicated, which shares the curve's prepared group, and the request's subjectPublicKey
+ * point is set on it; the provider reads the point and checks that it lies on the curve, as the
+ * parser does. Keys that are not EC keys with namedCurve parameters on one of those curves get
+ * NULL, and the caller verifies with the request's own key.
+ */
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
+#include "pki/pki_internal.h"
+#include "tessera/provider.h"
+
+static const struct {
+    int nid;
+    const char *group;
+} verify_curves[] = {
+    {NID_X9_62_prime256v1, "prime256v1"},
+    {NID_secp384r1, "secp384r1"},
+    {NID_secp521r1, "secp521r1"},
+};
+enum { VERIFY_CURVES = sizeof verify_curves / sizeof verify_curves[0] };
+
+static CRYPTO_ONCE verify_once = CRYPTO_ONCE_STATIC_INIT;
+static EVP_PKEY *verify_template[VERIFY_CURVES]; /* public only: a generated key's point */
+
+/* A public-only key of the curve in libctx's default provider. The generated key's point stands
+ * in for any point of the curve; its private half is dropped here, so no private key can reach a
+ * request's verification key. */
+static EVP_PKEY *template_make(OSSL_LIB_CTX *libctx, const char *group)
+{
+    EVP_PKEY *gen = EVP_PKEY_Q_keygen(libctx, NULL, "EC", group);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(libctx, "EC", NULL);
+    EVP_PKEY *pub = NULL;
+    unsigned char point[1 + 2 * 66];
+    size_t len = 0;
+    OSSL_PARAM params[3];
+
+    if (gen != NULL && ctx != NULL &&
+        EVP_PKEY_get_octet_string_param(gen, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                        sizeof point, &len) == 1) {
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+        params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, len);
+        params[2] = OSSL_PARAM_construct_end();
+        if (EVP_PKEY_fromdata_init(ctx) != 1 ||
+            EVP_PKEY_fromdata(ctx, &pub, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+            pub = NULL;
+        }
+    }
+    EVP_PKEY_free(gen);
+    EVP_PKEY_CTX_free(ctx);
+    return pub;
+}
+
+static void verify_init(void)
+{
+    OSSL_LIB_CTX *libctx = ts_provider_libctx();
+
+    if (libctx == NULL) {
+        return;
+    }
+    ERR_set_mark();
+    for (size_t i = 0; i < VERIFY_CURVES; i++) {
+        verify_template[i] = template_make(libctx, verify_curves[i].group);
+    }
+    ERR_pop_to_mark();
+}
+
+EVP_PKEY *ts_pki_csr_verify_key(X509_REQ *csr)
+{
+    ASN1_OBJECT *alg = NULL;
+    const unsigned char *point = NULL;
+    int point_len = 0, ptype = 0;
+    const void *pval = NULL;
+    X509_ALGOR *algor = NULL;
+    EVP_PKEY *key = NULL;
+    size_t i = 0;
+
+    if (!CRYPTO_THREAD_run_once(&verify_once, verify_init) ||
+        !X509_PUBKEY_get0_param(&alg, &point, &point_len, &algor, X509_REQ_get_X509_PUBKEY(csr)) ||
+        OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey || point_len <= 0) {
+        return NULL;
+    }
+    X509_ALGOR_get0(NULL, &ptype, &pval, algor);
+    if (ptype != V_ASN1_OBJECT) {
+        return NULL;
+    }
+    while (i < VERIFY_CURVES && verify_curves[i].nid != OBJ_obj2nid(pval)) {
+        i++;
+    }
+    if (i == VERIFY_CURVES || verify_template[i] == NULL) {
+        return NULL;
+    }
+    ERR_set_mark();
+    key = EVP_PKEY_dup(verify_template[i]);
+    /* The provider decodes the point and refuses one that is not on the curve. */
+    if (key != NULL && EVP_PKEY_set_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                                       point, (size_t)point_len) != 1) {
+        EVP_PKEY_free(key);
+        key = NULL;
+    }
+    ERR_pop_to_mark();
+    return key;
+}
