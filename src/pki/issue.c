@@ -132,18 +132,15 @@ static ts_err expand(const ts_subject_entry *e, const ts_profile *p, const ts_su
     return TS_OK;
 }
 
-/* The subject from the profile's template (docs/profiles.md). csr_name may be NULL. */
+/* The subject from the profile's template (docs/profiles.md), added to name (the new
+ * certificate's own, still empty: building it in place spares a copy). csr_name may be NULL. */
 static ts_err build_subject(const ts_profile *p, const ts_subject_vars *vars,
-                            const X509_NAME *csr_name, X509_NAME **out)
+                            const X509_NAME *csr_name, X509_NAME *name)
 {
-    X509_NAME *name = X509_NAME_new();
     char *csr_cn = NULL, *csr_value = NULL;
     char value[SUBJECT_VALUE_MAX];
     ts_err rv = TS_OK;
 
-    if (name == NULL) {
-        return ts_error_set_openssl(TS_ERR_NOMEM, "out of memory for a subject");
-    }
     if (csr_name != NULL) {
         rv = ts_pki_name_get(csr_name, NID_commonName, &csr_cn);
     }
@@ -179,12 +176,7 @@ static ts_err build_subject(const ts_profile *p, const ts_subject_vars *vars,
     }
     OPENSSL_free(csr_cn);
     OPENSSL_free(csr_value);
-    if (rv != TS_OK) {
-        X509_NAME_free(name);
-        return rv;
-    }
-    *out = name;
-    return TS_OK;
+    return rv;
 }
 
 /* notBefore and notAfter: the profile's validity, within the issuer's (RFC 5280 section
@@ -304,7 +296,7 @@ static ts_err set_identity(X509 *cert, const ts_issue_params *params, GENERAL_NA
 {
     const ts_profile *p = params->profile;
     EVP_PKEY *key = params->csr != NULL ? X509_REQ_get0_pubkey(params->csr) : params->public_key;
-    X509_NAME *subject = NULL;
+    X509_NAME *subject = X509_get_subject_name(cert);
     ts_err rv;
 
     rv = params->csr != NULL ? ts_pki_csr_policy(params->csr, p) : ts_pki_key_allowed(key, p);
@@ -318,13 +310,14 @@ static ts_err set_identity(X509 *cert, const ts_issue_params *params, GENERAL_NA
         rv = ts_pki_sans_allowed(NULL, p);
     }
     if (rv == TS_OK && params->subject != NULL) {
-        subject = X509_NAME_dup(params->subject);
-        rv =
-            subject == NULL ? ts_error_set_openssl(TS_ERR_NOMEM, "cannot copy the subject") : TS_OK;
+        if (!X509_set_subject_name(cert, params->subject)) {
+            rv = ts_error_set_openssl(TS_ERR_NOMEM, "cannot copy the subject");
+        }
+        subject = X509_get_subject_name(cert);
     } else if (rv == TS_OK) {
         rv = build_subject(p, &params->vars,
                            params->csr != NULL ? X509_REQ_get_subject_name(params->csr) : NULL,
-                           &subject);
+                           subject);
     }
     if (rv == TS_OK && p->kind == TS_PROFILE_SERVER) {
         rv = ts_pki_cn_in_sans(subject, *sans);
@@ -334,10 +327,9 @@ static ts_err set_identity(X509 *cert, const ts_issue_params *params, GENERAL_NA
         rv = ts_error_set(TS_ERR_POLICY, "the certificate would name nobody: empty subject and "
                                          "no SANs");
     }
-    if (rv == TS_OK && (!X509_set_subject_name(cert, subject) || !X509_set_pubkey(cert, key))) {
-        rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot set the subject and key");
+    if (rv == TS_OK && !X509_set_pubkey(cert, key)) {
+        rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot set the key");
     }
-    X509_NAME_free(subject);
     return rv;
 }
 

@@ -3,9 +3,10 @@
  *
  * An entry's hash is SHA-256 over length-prefixed fields: a version label, the previous entry's
  * hash, then the entry's id, time, actor, action, object and details. ids are consecutive from
- * 1, handed out by the chain-head row, which every appender updates first: the update locks the
- * row (PostgreSQL) or runs under the write lock of BEGIN IMMEDIATE (SQLite), so appenders in
- * several processes take turns and the chain never forks.
+ * 1, handed out by the chain-head row, which a transaction's first append updates: the update
+ * locks the row (PostgreSQL) or runs under the write lock of BEGIN IMMEDIATE (SQLite) until
+ * commit, so appenders in several processes take turns and the chain never forks. The row gets
+ * the transaction's last id and hash once, just before the commit.
  */
 #include <string.h>
 
@@ -106,11 +107,12 @@ static ts_err head_row(void *ctx, const ts_sql_row *row)
     return rv;
 }
 
-static ts_err check_details(const char *details)
+/* Outside-supplied details must be one JSON text; trusted ones are only bounded. */
+static ts_err check_details(const char *details, int trusted)
 {
     json_error_t err;
     ts_err rv = ts_check_text(details, TS_STORE_JSON_MAX, 1, "audit details");
-    if (rv != TS_OK) {
+    if (rv != TS_OK || trusted) {
         return rv;
     }
     json_t *doc = json_loads(details, JSON_DECODE_ANY, &err);
@@ -121,8 +123,32 @@ static ts_err check_details(const char *details)
     return TS_OK;
 }
 
-ts_err ts_store_audit_append(ts_store *store, const char *actor, const char *action,
-                             const char *object, const char *details_json)
+/*
+ * The id and hash the next entry follows. The transaction's first append takes the next id from
+ * the head row, which locks it until commit (the next appender, in any process, waits there);
+ * later appends in the same transaction continue from the head kept in the store handle, and
+ * ts_audit_flush_head() writes it back before the commit.
+ */
+static ts_err take_head(ts_store *store, head *h)
+{
+    if (store->audit_pending) {
+        h->found = 1;
+        h->last_id = store->audit_last_id;
+        memcpy(h->last_hash, store->audit_last_hash, sizeof h->last_hash);
+        return TS_OK;
+    }
+    ts_err rv = ts_store_write_query(store,
+                                     "UPDATE audit_head SET last_id = last_id WHERE one = 1 "
+                                     "RETURNING last_id, last_hash",
+                                     NULL, 0, head_row, h);
+    if (rv == TS_OK && !h->found) {
+        rv = ts_error_set(TS_ERR_CORRUPT, "the audit chain head is missing");
+    }
+    return rv;
+}
+
+static ts_err append(ts_store *store, const char *actor, const char *action, const char *object,
+                     const char *details_json, int trusted)
 {
     head h = {0};
     char hash[65];
@@ -138,28 +164,21 @@ ts_err ts_store_audit_append(ts_store *store, const char *actor, const char *act
         rv = ts_check_text(object, TS_TEXT_MAX, 0, "an audit object");
     }
     if (rv == TS_OK) {
-        rv = check_details(details);
+        rv = check_details(details, trusted);
     }
     if (rv == TS_OK) {
         rv = ts_store_need_tx(store, "ts_store_audit_append");
     }
-    if (rv != TS_OK) {
-        return rv;
+    if (rv == TS_OK) {
+        rv = take_head(store, &h);
     }
-    /* Taking the next id locks the head until commit: the next appender waits here. */
-    rv = ts_store_write_query(store,
-                              "UPDATE audit_head SET last_id = last_id + 1 WHERE one = 1 "
-                              "RETURNING last_id, last_hash",
-                              NULL, 0, head_row, &h);
-    if (rv == TS_OK && !h.found) {
-        rv = ts_error_set(TS_ERR_CORRUPT, "the audit chain head is missing");
-    }
+    int64_t id = h.last_id + 1;
     time_t now = time(NULL);
     if (rv == TS_OK) {
-        rv = ts_audit_hash(h.last_hash, h.last_id, now, actor, action, object, details, hash);
+        rv = ts_audit_hash(h.last_hash, id, now, actor, action, object, details, hash);
     }
     if (rv == TS_OK) {
-        ts_sql_value p[] = {ts_sql_int(h.last_id),    ts_sql_int(now),     ts_sql_text(actor),
+        ts_sql_value p[] = {ts_sql_int(id),           ts_sql_int(now),     ts_sql_text(actor),
                             ts_sql_text(action),      ts_sql_text(object), ts_sql_text(details),
                             ts_sql_text(h.last_hash), ts_sql_text(hash)};
         rv = ts_store_write(store,
@@ -167,12 +186,45 @@ ts_err ts_store_audit_append(ts_store *store, const char *actor, const char *act
                             "prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                             p, 8, NULL);
     }
-    if (rv == TS_OK) {
-        ts_sql_value p[] = {ts_sql_text(hash)};
-        rv =
-            ts_store_write(store, "UPDATE audit_head SET last_hash = $1 WHERE one = 1", p, 1, NULL);
+    if (rv != TS_OK) {
+        return ts_error_prefix(rv, "appending to the audit log");
     }
-    return rv != TS_OK ? ts_error_prefix(rv, "appending to the audit log") : TS_OK;
+    /* Only an entry that is in the table moves the head. */
+    store->audit_pending = 1;
+    store->audit_last_id = id;
+    memcpy(store->audit_last_hash, hash, sizeof hash);
+    return TS_OK;
+}
+
+ts_err ts_store_audit_append(ts_store *store, const char *actor, const char *action,
+                             const char *object, const char *details_json)
+{
+    return append(store, actor, action, object, details_json, 0);
+}
+
+ts_err ts_store_audit_append_trusted(ts_store *store, const char *actor, const char *action,
+                                     const char *object, const char *details_json)
+{
+    return append(store, actor, action, object, details_json, 1);
+}
+
+ts_err ts_audit_flush_head(ts_store *s)
+{
+    int64_t changes = 0;
+    if (!s->audit_pending) {
+        return TS_OK;
+    }
+    ts_sql_value p[] = {ts_sql_int(s->audit_last_id), ts_sql_text(s->audit_last_hash)};
+    ts_err rv = ts_store_write(
+        s, "UPDATE audit_head SET last_id = $1, last_hash = $2 WHERE one = 1", p, 2, &changes);
+    if (rv == TS_OK && changes != 1) {
+        rv = ts_error_set(TS_ERR_CORRUPT, "the audit chain head is missing");
+    }
+    if (rv != TS_OK) {
+        return ts_error_prefix(rv, "writing the audit chain head");
+    }
+    s->audit_pending = 0;
+    return TS_OK;
 }
 
 /* --- Listing ------------------------------------------------------------------------------- */
@@ -250,6 +302,13 @@ ts_err ts_store_audit_list(ts_store *store, int64_t after_id, size_t limit, ts_a
 ts_err ts_audit_read_head(ts_store *s, int64_t *last_id, char last_hash[65], int *found)
 {
     head h = {0};
+    if (s->audit_pending) {
+        /* This transaction appended: it holds the head, and the store handle has it. */
+        *found = 1;
+        *last_id = s->audit_last_id;
+        memcpy(last_hash, s->audit_last_hash, 65);
+        return TS_OK;
+    }
     ts_err rv = ts_store_read(s, "SELECT last_id, last_hash FROM audit_head WHERE one = 1", NULL, 0,
                               head_row, &h);
     if (rv != TS_OK) {

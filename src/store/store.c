@@ -120,6 +120,7 @@ ts_err ts_store_begin(ts_store *store)
     }
     store->in_tx = 1;
     store->tx_failed = 0;
+    store->audit_pending = 0;
     return TS_OK;
 }
 
@@ -135,7 +136,12 @@ ts_err ts_store_commit(ts_store *store)
         ts_store_rollback(store);
         return ts_error_set(TS_ERR_STATE, "the transaction failed earlier and was rolled back");
     }
-    ts_err rv = store->drv->commit(store->db);
+    ts_err rv = ts_audit_flush_head(store);
+    if (rv != TS_OK) {
+        ts_store_rollback(store);
+        return ts_error_prefix(rv, "commit");
+    }
+    rv = store->drv->commit(store->db);
     if (rv != TS_OK) {
         /* Nothing of it is kept: a failed commit ends the transaction as a rollback. */
         char msg[512];
@@ -144,6 +150,7 @@ ts_err ts_store_commit(ts_store *store)
         return ts_error_set(rv, "commit: %s", msg);
     }
     store->in_tx = 0;
+    store->audit_pending = 0;
     return TS_OK;
 }
 
@@ -159,6 +166,7 @@ void ts_store_rollback(ts_store *store)
     ts_error_set(TS_ERR_STATE, "%s", msg); /* keep the message of the failure that led here */
     store->in_tx = 0;
     store->tx_failed = 0;
+    store->audit_pending = 0;
 }
 
 ts_err ts_store_need_tx(ts_store *s, const char *what)

@@ -81,6 +81,14 @@ struct ts_store {
     void *db;
     int in_tx;     /* between ts_store_begin() and commit/rollback */
     int tx_failed; /* the database refused a statement: only rollback is possible */
+    /*
+     * The audit chain head as this transaction left it, when it is ahead of the audit_head row:
+     * the row is locked by the transaction's first append and written once, just before commit
+     * (audit.c), instead of after every entry.
+     */
+    int audit_pending;
+    int64_t audit_last_id;
+    char audit_last_hash[65];
 };
 
 /* --- Statements (store.c) ------------------------------------------------------------------- */
@@ -134,6 +142,18 @@ ts_err ts_fingerprint_canonical(const char *fp, char out[65]);
 
 /* Grows *array (of elem bytes each) so that it holds at least need elements. */
 ts_err ts_array_reserve(void **array, size_t elem, size_t *cap, size_t need);
+
+/* --- Audit (audit.c) ----------------------------------------------------------------------- */
+
+/*
+ * ts_store_audit_append() for details the caller serialised itself (json_dumps of a document it
+ * built): the details are not parsed again. Outside-supplied details go through
+ * ts_store_audit_append(), which checks that they are JSON.
+ */
+ts_err ts_store_audit_append_trusted(ts_store *store, const char *actor, const char *action,
+                                     const char *object, const char *details_json);
+/* Writes the chain head a transaction's appends moved (before its commit); TS_OK when none. */
+ts_err ts_audit_flush_head(ts_store *s);
 
 /* --- Migrations (migrations.c) -------------------------------------------------------------- */
 
