@@ -21,12 +21,7 @@
 
 #include "keystore/p11_internal.h"
 
-#define ATTR(t, p, l)                                                                              \
-    {                                                                                              \
-        (t), (void *)(p), (CK_ULONG)(l)                                                            \
-    }
-
-enum { KEK_LEN = 32, WRAPPED_MAX = 4096, PARAMS_MAX = 256 };
+enum { KEK_LEN = 32, WRAPPED_MAX = 4096 };
 
 static void destroy(p11_store *st, CK_OBJECT_HANDLE *h)
 {
@@ -152,100 +147,6 @@ ts_err p11_backup_key(void *state, const char *label, uint8_t kek[32], uint8_t *
     return TS_OK;
 }
 
-/* The KEK as a session key that can only unwrap. */
-static ts_err kek_import(p11_store *st, const uint8_t kek[KEK_LEN], CK_OBJECT_HANDLE *out)
-{
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE aes = CKK_AES;
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_ATTRIBUTE tmpl[] = {
-        ATTR(CKA_CLASS, &cls, sizeof cls),
-        ATTR(CKA_KEY_TYPE, &aes, sizeof aes),
-        ATTR(CKA_TOKEN, &no, 1),
-        ATTR(CKA_SENSITIVE, &yes, 1),
-        ATTR(CKA_EXTRACTABLE, &no, 1),
-        ATTR(CKA_UNWRAP, &yes, 1),
-        ATTR(CKA_WRAP, &no, 1),
-        ATTR(CKA_ENCRYPT, &no, 1),
-        ATTR(CKA_DECRYPT, &no, 1),
-        ATTR(CKA_VALUE, kek, KEK_LEN),
-    };
-    CK_RV crv = st->f->C_CreateObject(st->session, tmpl, sizeof tmpl / sizeof tmpl[0], out);
-    if (crv != CKR_OK) {
-        *out = CK_INVALID_HANDLE;
-        return p11_error(crv, "making the key-encryption key a session object");
-    }
-    return TS_OK;
-}
-
-/* C_UnwrapKey into a token private key with the attributes p11_generate() gives. */
-static ts_err unwrap_key(p11_store *st, const char *label, CK_OBJECT_HANDLE kek,
-                         const uint8_t *wrapped, size_t wrapped_len, ts_curve curve, unsigned flags,
-                         const uint8_t id[P11_ID_LEN], CK_OBJECT_HANDLE *priv)
-{
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_KEY_TYPE ec = CKK_EC;
-    CK_BBOOL yes = CK_TRUE;
-    CK_BBOOL backup = (flags & TS_KEY_BACKUP) != 0 ? CK_TRUE : CK_FALSE;
-    CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
-    CK_ATTRIBUTE tmpl[] = {
-        ATTR(CKA_CLASS, &cls, sizeof cls),
-        ATTR(CKA_KEY_TYPE, &ec, sizeof ec),
-        ATTR(CKA_TOKEN, &yes, 1),
-        ATTR(CKA_PRIVATE, &yes, 1),
-        ATTR(CKA_SENSITIVE, &yes, 1),
-        ATTR(CKA_EXTRACTABLE, &backup, 1),
-        ATTR(CKA_SIGN, &yes, 1),
-        ATTR(CKA_DERIVE, &yes, 1),
-        ATTR(CKA_LABEL, label, strlen(label)),
-        ATTR(CKA_ID, id, P11_ID_LEN),
-    };
-    uint8_t *params = NULL;
-    size_t params_len = 0;
-    ts_curve got;
-
-    errno = 0;
-    CK_RV crv = st->f->C_UnwrapKey(st->session, &kwp, kek, (CK_BYTE_PTR)wrapped,
-                                   (CK_ULONG)wrapped_len, tmpl, sizeof tmpl / sizeof tmpl[0], priv);
-    int err = errno;
-    int no_room = err == EFBIG || err == ENOSPC || err == EDQUOT;
-    if (crv != CKR_OK) {
-        *priv = CK_INVALID_HANDLE;
-    }
-    if (crv == CKR_OK && no_room) {
-        destroy(st, priv);
-    }
-    if (no_room || crv == CKR_DEVICE_MEMORY || crv == CKR_DEVICE_ERROR) {
-        return p11_create_error(crv, err, "unwrapping key '%s'", label);
-    }
-    /* RFC 5649 section 3's integrity check failed (SoftHSM2 says CKR_GENERAL_ERROR), or what
-     * it gave is no PKCS#8 key: a wrong KEK or an altered blob. */
-    if (crv == CKR_GENERAL_ERROR || crv == CKR_FUNCTION_FAILED || crv == CKR_WRAPPED_KEY_INVALID ||
-        crv == CKR_WRAPPED_KEY_LEN_RANGE || crv == CKR_ENCRYPTED_DATA_INVALID ||
-        crv == CKR_DATA_INVALID) {
-        return ts_error_set(TS_ERR_AUTH,
-                            "the backup fails its integrity check: the shares give another "
-                            "key-encryption key, or the wrapped key was altered (%s)",
-                            p11_ckr_name(crv));
-    }
-    if (crv != CKR_OK) {
-        return p11_error(crv, "C_UnwrapKey (CKM_AES_KEY_WRAP_PAD) of key '%s'", label);
-    }
-    ts_err rv = p11_get_attr(st, *priv, CKA_EC_PARAMS, &params, &params_len, PARAMS_MAX);
-    if (rv == TS_OK) {
-        rv = p11_curve_of_params(params, params_len, &got);
-    }
-    OPENSSL_free(params);
-    if (rv == TS_OK && got != curve) {
-        rv = ts_error_set(TS_ERR_AUTH, "the backup holds a %s key, not %s", ts_curve_name(got),
-                          ts_curve_name(curve));
-    }
-    if (rv != TS_OK && rv != TS_ERR_AUTH) {
-        rv = ts_error_prefix(TS_ERR_AUTH, "the backup does not hold a usable EC key");
-    }
-    return rv;
-}
-
 ts_err p11_restore_key(void *state, const char *label, const uint8_t kek[32],
                        const uint8_t *wrapped, size_t wrapped_len, ts_curve curve,
                        const uint8_t *public_point, size_t public_point_len, unsigned flags)
@@ -271,10 +172,10 @@ ts_err p11_restore_key(void *state, const char *label, const uint8_t kek[32],
         rv = p11_random(st, id, sizeof id);
     }
     if (rv == TS_OK) {
-        rv = kek_import(st, kek, &k);
+        rv = p11_kek_session(st, kek, &k);
     }
     if (rv == TS_OK) {
-        rv = unwrap_key(st, label, k, wrapped, wrapped_len, curve, flags, id, &priv);
+        rv = p11_unwrap_ec_key(st, label, k, wrapped, wrapped_len, curve, flags, id, &priv);
     }
     if (rv == TS_OK) {
         rv = p11_make_public(st, label, curve, public_point, public_point_len, id, &pub);

@@ -14,11 +14,6 @@
 
 #include "keystore/p11_internal.h"
 
-#define ATTR(t, p, l)                                                                              \
-    {                                                                                              \
-        (t), (void *)(p), (CK_ULONG)(l)                                                            \
-    }
-
 ts_err p11_counter_value(p11_store *st, CK_OBJECT_HANDLE h, uint64_t *value)
 {
     uint8_t *v = NULL;

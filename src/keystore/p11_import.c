@@ -22,11 +22,6 @@
 
 #include "keystore/p11_internal.h"
 
-#define ATTR(t, p, l)                                                                              \
-    {                                                                                              \
-        (t), (void *)(p), (CK_ULONG)(l)                                                            \
-    }
-
 enum { KEK_LEN = 32, INFO_MAX = 4096 };
 
 typedef struct import_objects {
@@ -46,7 +41,7 @@ static ts_err make_kek(p11_store *st, CK_OBJECT_HANDLE recipient, ts_curve curve
                        const ts_ks_unwrap *req, import_objects *o)
 {
     CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
-    CK_KEY_TYPE generic = CKK_GENERIC_SECRET, aes = CKK_AES;
+    CK_KEY_TYPE generic = CKK_GENERIC_SECRET;
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     CK_ULONG z_len = curve == TS_CURVE_P384 ? 48 : 32;
     uint8_t kek[KEK_LEN];
@@ -94,88 +89,20 @@ static ts_err make_kek(p11_store *st, CK_OBJECT_HANDLE recipient, ts_curve curve
                           (unsigned long)kek_len, KEK_LEN);
         goto done;
     }
-    CK_ATTRIBUTE kek_tmpl[] = {
-        ATTR(CKA_CLASS, &secret, sizeof secret),
-        ATTR(CKA_KEY_TYPE, &aes, sizeof aes),
-        ATTR(CKA_TOKEN, &no, 1),
-        ATTR(CKA_SENSITIVE, &yes, 1),
-        ATTR(CKA_EXTRACTABLE, &no, 1),
-        ATTR(CKA_UNWRAP, &yes, 1),
-        ATTR(CKA_ENCRYPT, &no, 1),
-        ATTR(CKA_DECRYPT, &no, 1),
-        ATTR(CKA_WRAP, &no, 1),
-        ATTR(CKA_VALUE, kek, sizeof kek),
-    };
-    crv =
-        st->f->C_CreateObject(st->session, kek_tmpl, sizeof kek_tmpl / sizeof kek_tmpl[0], &o->kek);
-    if (crv != CKR_OK) {
-        o->kek = CK_INVALID_HANDLE;
-        rv = p11_error(crv, "making the key-encryption key a session object");
-    }
+    rv = p11_kek_session(st, kek, &o->kek);
 done:
     OPENSSL_cleanse(kek, sizeof kek);
     return rv;
 }
 
-/* Step 4: the private key, unwrapped straight into a token object. */
+/* Step 4: the private key, unwrapped straight into a token object. The sender's signature was
+ * checked before, so a key that fails the wrap's integrity check was sealed to another key. */
 static ts_err unwrap(p11_store *st, const ts_ks_unwrap *req, import_objects *o, uint8_t *id)
 {
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_KEY_TYPE ec = CKK_EC;
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
-    CK_ATTRIBUTE tmpl[] = {
-        ATTR(CKA_CLASS, &cls, sizeof cls),
-        ATTR(CKA_KEY_TYPE, &ec, sizeof ec),
-        ATTR(CKA_TOKEN, &yes, 1),
-        ATTR(CKA_PRIVATE, &yes, 1),
-        ATTR(CKA_SENSITIVE, &yes, 1),
-        ATTR(CKA_EXTRACTABLE, &no, 1),
-        ATTR(CKA_SIGN, &yes, 1),
-        ATTR(CKA_DERIVE, &yes, 1),
-        ATTR(CKA_LABEL, req->label, strlen(req->label)),
-        ATTR(CKA_ID, id, P11_ID_LEN),
-    };
-    uint8_t *params = NULL;
-    size_t params_len = 0;
-    ts_curve curve;
-
-    errno = 0;
-    CK_RV crv = st->f->C_UnwrapKey(st->session, &kwp, o->kek, (CK_BYTE_PTR)req->wrapped,
-                                   (CK_ULONG)req->wrapped_len, tmpl, sizeof tmpl / sizeof tmpl[0],
-                                   &o->priv);
-    int err = errno;
-    if (crv != CKR_OK) {
-        o->priv = CK_INVALID_HANDLE;
-    }
-    int no_room = err == EFBIG || err == ENOSPC || err == EDQUOT;
-    if (crv == CKR_OK && no_room) {
-        st->f->C_DestroyObject(st->session, o->priv);
-        o->priv = CK_INVALID_HANDLE;
-    }
-    if (no_room || crv == CKR_DEVICE_MEMORY || crv == CKR_DEVICE_ERROR) {
-        return p11_create_error(crv, err, "unwrapping key '%s'", req->label);
-    }
-    /* The sender's signature was checked before: a key that does not unwrap (RFC 5649 section
-     * 3's integrity check; SoftHSM2 says CKR_GENERAL_ERROR) was sealed under another KEK. */
-    if (crv == CKR_GENERAL_ERROR || crv == CKR_FUNCTION_FAILED || crv == CKR_WRAPPED_KEY_INVALID ||
-        crv == CKR_WRAPPED_KEY_LEN_RANGE || crv == CKR_ENCRYPTED_DATA_INVALID) {
-        return ts_error_set(TS_ERR_AUTH,
-                            "key '%s' does not unwrap under the key agreed with '%s': it was "
-                            "sealed to another key or altered (%s)",
-                            req->label, req->recipient_label, p11_ckr_name(crv));
-    }
-    if (crv != CKR_OK) {
-        return p11_error(crv, "unwrapping key '%s' (AES key wrap with padding)", req->label);
-    }
-    ts_err rv = p11_get_attr(st, o->priv, CKA_EC_PARAMS, &params, &params_len, 256);
-    if (rv == TS_OK) {
-        rv = p11_curve_of_params(params, params_len, &curve);
-    }
-    OPENSSL_free(params);
-    if (rv == TS_OK && curve != req->curve) {
-        rv = ts_error_set(TS_ERR_AUTH, "the imported key is on %s, not %s", ts_curve_name(curve),
-                          ts_curve_name(req->curve));
+    ts_err rv = p11_unwrap_ec_key(st, req->label, o->kek, req->wrapped, req->wrapped_len,
+                                  req->curve, 0, id, &o->priv);
+    if (rv == TS_ERR_AUTH) {
+        return ts_error_prefix(rv, "import under the key agreed with '%s'", req->recipient_label);
     }
     return rv;
 }

@@ -217,6 +217,25 @@ ts_err p11_derive(void *state, const char *label, const uint8_t *peer_point, siz
 
 ts_err p11_unwrap_import(void *state, const ts_ks_unwrap *req);
 
+/* One CK_ATTRIBUTE of a template. */
+#define ATTR(t, p, l)                                                                              \
+    {                                                                                              \
+        (t), (void *)(p), (CK_ULONG)(l)                                                            \
+    }
+
+/* p11_unwrap.c: a 32-byte key-encryption key as an unwrap-only session AES key. */
+ts_err p11_kek_session(p11_store *st, const uint8_t kek[32], CK_OBJECT_HANDLE *out);
+
+/*
+ * C_UnwrapKey (CKM_AES_KEY_WRAP_PAD) of a PKCS#8 EC key into a token private key with the
+ * attributes p11_generate() gives (extractable only with TS_KEY_BACKUP), checked to be on curve.
+ * A failed integrity check, or a key that is not on curve, is TS_ERR_AUTH; a full token
+ * TS_ERR_FULL. Nothing is left on failure.
+ */
+ts_err p11_unwrap_ec_key(p11_store *st, const char *label, CK_OBJECT_HANDLE kek,
+                         const uint8_t *wrapped, size_t wrapped_len, ts_curve curve, unsigned flags,
+                         const uint8_t id[P11_ID_LEN], CK_OBJECT_HANDLE *priv);
+
 /* The public key object of a key pair whose private half was unwrapped: label and id as the
  * private key's, the point uncompressed. */
 ts_err p11_make_public(p11_store *st, const char *label, ts_curve curve,

@@ -14,11 +14,6 @@
 
 #include "keystore/p11_internal.h"
 
-#define ATTR(t, p, l)                                                                              \
-    {                                                                                              \
-        (t), (void *)(p), (CK_ULONG)(l)                                                            \
-    }
-
 enum { POINT_DER_MAX = TS_POINT_MAX + 8, PARAMS_MAX = 256 };
 
 static size_t field_len(ts_curve curve)

@@ -10,11 +10,6 @@
 
 #include "keystore/p11_internal.h"
 
-#define ATTR(t, p, l)                                                                              \
-    {                                                                                              \
-        (t), (void *)(p), (CK_ULONG)(l)                                                            \
-    }
-
 enum { LIST_MAX = 4096, LIST_BATCH = 64 };
 
 typedef struct list_state {

@@ -17,11 +17,6 @@
 
 #include "keystore/p11_internal.h"
 
-#define ATTR(t, p, l)                                                                              \
-    {                                                                                              \
-        (t), (void *)(p), (CK_ULONG)(l)                                                            \
-    }
-
 static const char *const data_apps[3] = {P11_APP_DATA, P11_APP_DATA ".1", P11_APP_DATA ".2"};
 
 static CK_BBOOL ck_true = CK_TRUE;
