@@ -9,6 +9,7 @@ packages=(
     libp11-kit-dev softhsm2 opensc
     libcmocka-dev
     libjansson-dev libsqlite3-dev sqlite3 libpq-dev postgresql
+    libevent-dev libcurl4-openssl-dev curl
     python3 python3-cryptography
     clang clang-format libclang-rt-14-dev
     procps

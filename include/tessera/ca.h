@@ -56,12 +56,16 @@ typedef struct ts_ca_init_result {
     char shares_dir[TS_CA_PATH_MAX];
     unsigned shares_m, shares_n;
     char keystore_uri[TS_CA_PATH_MAX]; /* without a PIN */
+    /* The first admin's API token (instance-wide user "admin"), shown once: the caller prints
+     * it and wipes it with OPENSSL_cleanse(). TS_TOKEN_MAX of access.h. */
+    char admin_token[72];
 } ts_ca_init_result;
 
 /*
  * Creates an instance: key store, root and default issuing CA keys and certificates, the built-in
- * profiles, the root key's M-of-N backup (DIR/root-key.wrapped and DIR/shares/) and the ceremony
- * transcript as the first audit entries. On failure nothing of it is left behind.
+ * profiles, the service's TLS server certificate (access.h), the first admin and its token, the
+ * root key's M-of-N backup (DIR/root-key.wrapped and DIR/shares/) and the ceremony transcript as
+ * the first audit entries. On failure nothing of it is left behind.
  */
 TS_API TS_MUST_CHECK ts_err ts_ca_init(const ts_ca_init_params *params, ts_ca_init_result *result);
 

@@ -36,6 +36,8 @@ typedef enum ts_err {
     TS_ERR_POLICY = 22,      /* refused by a certificate profile or CSR policy rule */
     TS_ERR_STORE = 23,       /* the database failed */
     TS_ERR_CONFLICT = 24,    /* a concurrent change or a unique value taken; may be retried */
+    TS_ERR_DENIED = 25,      /* authenticated, but the role may not do this */
+    TS_ERR_LIMIT = 26,       /* a size, rate or count limit was exceeded */
 } ts_err;
 
 /* The message of the last failure on this thread; never NULL. Valid until the next failure. */

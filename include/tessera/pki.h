@@ -53,6 +53,15 @@ TS_API const char *ts_profile_name(const ts_profile *profile);
 TS_API const char *ts_profile_kind_name(const ts_profile *profile);
 TS_API void ts_profile_free(ts_profile *profile);
 
+/*
+ * EST settings, the profile JSON's optional "est" object (docs/est.md): server_keygen lets
+ * /serverkeygen make the key for a device (RFC 7030 section 4.4); proof_of_possession makes every
+ * CSR carry the TLS channel binding in its challengePassword (RFC 7030 section 3.5). Both are
+ * false unless the JSON says true; the built-in profiles leave them false.
+ */
+TS_API int ts_profile_est_server_keygen(const ts_profile *profile);
+TS_API int ts_profile_est_pop(const ts_profile *profile);
+
 /* --- CSRs ------------------------------------------------------------------------------------ */
 
 /*

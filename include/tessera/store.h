@@ -159,6 +159,7 @@ typedef struct ts_cert_filter {
     const char *device_uid; /* NULL: any */
     time_t expiring_before; /* 0: any; else not_after < this */
     size_t limit;           /* 0: no limit */
+    int64_t after_id;       /* cursor: only rows with id > after_id (0: from the first) */
 } ts_cert_filter;
 
 /* Rows without DER (der NULL), by id; free with ts_cert_rows_free(). */

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "cli/cli_instance.h"
+#include "cli/cli_remote.h"
 
 enum { LIMIT_DEFAULT = 0 };
 
@@ -12,11 +12,13 @@ static const cli_opt list_opts[] = {
     CLI_OPT_DIR,
     {.name = "after", .value = "ID", .help = "only entries after this id"},
     {.name = "limit", .value = "N", .help = "at most N entries"},
+    CLI_OPTS_REMOTE,
     {0},
 };
 
 static const cli_opt verify_opts[] = {
     CLI_OPT_DIR,
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -36,6 +38,9 @@ static int cmd_list(const cli_args *args)
     }
     if (limit_text != NULL && (cli_parse_u64(limit_text, &limit) != 0 || limit > SIZE_MAX)) {
         return cli_usage_error(args, "--limit: a number of entries");
+    }
+    if (cli_remote_wanted(args)) {
+        return cli_remote_audit_list(args, (int64_t)after, (size_t)limit);
     }
     status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {
@@ -59,8 +64,12 @@ static int cmd_verify(const cli_args *args)
 {
     int64_t entries = 0, first_bad = 0;
     ts_ca *ca = NULL;
-    int status = cli_instance_open(args, &ca);
+    int status;
 
+    if (cli_remote_wanted(args)) {
+        return cli_remote_audit_verify(args);
+    }
+    status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {
         return status;
     }
@@ -83,12 +92,12 @@ const cli_command cli_audit_commands[] = {
      .summary = "List audit entries: id, time, actor, action, object, details (tab-separated)",
      .opts = list_opts,
      .run = cmd_list,
-     .help = "Example:\n  tessera audit list --after 120 --limit 20\n"},
+     .help = "Example:\n  tessera audit list --after 120 --limit 20\n\n" CLI_REMOTE_HELP},
     {.name = "verify",
      .summary = "Check the audit chain; exit 1 naming the first broken entry",
      .opts = verify_opts,
      .run = cmd_verify,
      .help = "Each entry's hash covers the previous entry's hash, so an edited, deleted or\n"
-             "reordered entry breaks the chain at that entry.\n"},
+             "reordered entry breaks the chain at that entry.\n\n" CLI_REMOTE_HELP},
     {0},
 };

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "cli/cli_instance.h"
+#include "cli/cli_remote.h"
 
 static const cli_opt show_opts[] = {
     CLI_OPT_DIR,
@@ -12,6 +12,7 @@ static const cli_opt show_opts[] = {
     {.name = "root", .help = "the root CA certificate"},
     {.name = "issuing", .help = "the tenant's issuing CA certificate"},
     {.name = "out", .value = "FILE", .help = "write the PEM here (default: standard output)"},
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -38,6 +39,9 @@ static int cmd_show(const cli_args *args)
     }
     if (root && cli_opt_given(args, "tenant")) {
         return cli_usage_error(args, "--tenant goes with --issuing (there is one root)");
+    }
+    if (cli_remote_wanted(args)) {
+        return cli_remote_ca_show(args, root);
     }
     status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {
@@ -81,7 +85,8 @@ const cli_command cli_ca_commands[] = {
      .run = cmd_show,
      .help = "Example:\n"
              "  tessera ca show --root --out root.pem\n"
-             "  tessera ca show --tenant acme --issuing --out issuing.pem\n"},
+             "  tessera ca show --tenant acme --issuing --out issuing.pem\n"
+             "\n" CLI_REMOTE_HELP},
     {.name = "verification-cert",
      .summary = "Issue the CN=CODE certificate that registers the CA with AWS IoT or Azure DPS",
      .opts = verification_opts,

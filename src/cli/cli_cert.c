@@ -7,7 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/x509v3.h>
 
-#include "cli/cli_instance.h"
+#include "cli/cli_remote.h"
 #include "tessera/pki.h"
 
 enum {
@@ -31,6 +31,7 @@ static const cli_opt issue_opts[] = {
     {.name = "profile", .value = "NAME", .flags = CLI_OPT_REQUIRED, .help = "the profile"},
     CLI_OPT_TENANT,
     OPT_OUT,
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -40,14 +41,12 @@ static const cli_opt list_opts[] = {
     {.name = "status", .value = "STATUS", .help = "valid or revoked"},
     {.name = "device", .value = "UID", .help = "only this device's certificates"},
     {.name = "expiring-within", .value = "DAYS", .help = "only those expiring within DAYS"},
+    CLI_OPTS_REMOTE,
     {0},
 };
 
 static const cli_opt show_opts[] = {
-    CLI_OPT_DIR,
-    OPT_SERIAL,
-    CLI_OPT_TENANT,
-    {0},
+    CLI_OPT_DIR, OPT_SERIAL, CLI_OPT_TENANT, CLI_OPTS_REMOTE, {0},
 };
 
 static const cli_opt revoke_opts[] = {
@@ -58,11 +57,12 @@ static const cli_opt revoke_opts[] = {
      .flags = CLI_OPT_REQUIRED,
      .help = "keyCompromise, superseded, cessationOfOperation, unspecified, ..."},
     CLI_OPT_TENANT,
+    CLI_OPTS_REMOTE,
     {0},
 };
 
 static const cli_opt renew_opts[] = {
-    CLI_OPT_DIR, OPT_SERIAL, CLI_OPT_TENANT, OPT_OUT, {0},
+    CLI_OPT_DIR, OPT_SERIAL, CLI_OPT_TENANT, OPT_OUT, CLI_OPTS_REMOTE, {0},
 };
 
 static const cli_opt rekey_opts[] = {
@@ -71,6 +71,7 @@ static const cli_opt rekey_opts[] = {
     {.name = "csr", .value = "FILE", .flags = CLI_OPT_REQUIRED, .help = "the new key's CSR"},
     CLI_OPT_TENANT,
     OPT_OUT,
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -82,14 +83,15 @@ static int check_serial(const cli_args *args, char hex[TS_SERIAL_HEX])
     return CLI_EXIT_OK;
 }
 
-/* Reads --csr, opens the instance; the caller frees both. */
+/* Reads --csr, opens the instance (not in remote mode: *ca stays NULL); the caller frees both. */
 static int csr_and_instance(const cli_args *args, uint8_t **csr, size_t *len, ts_ca **ca)
 {
+    *ca = NULL;
     /* Read more than a CSR may be, so that the CSR parser names an oversized one. */
     if (cli_read_input(cli_opt_value(args, "csr"), CSR_READ_MAX, csr, len) != TS_OK) {
         return cli_fail();
     }
-    int status = cli_instance_open(args, ca);
+    int status = cli_remote_wanted(args) ? cli_out_check(args) : cli_instance_open(args, ca);
     if (status != CLI_EXIT_OK) {
         OPENSSL_clear_free(*csr, *len);
         *csr = NULL;
@@ -111,6 +113,11 @@ static int cmd_issue(const cli_args *args)
     int status = csr_and_instance(args, &csr, &len, &ca);
 
     if (status != CLI_EXIT_OK) {
+        return status;
+    }
+    if (ca == NULL) {
+        status = cli_remote_cert_issue(args, NULL, csr, len);
+        OPENSSL_clear_free(csr, len);
         return status;
     }
     ts_err rv = ts_ca_issue_csr(ca, cli_opt_value(args, "tenant"), cli_opt_value(args, "profile"),
@@ -137,6 +144,11 @@ static int cmd_rekey(const cli_args *args)
     if (status != CLI_EXIT_OK) {
         return status;
     }
+    if (ca == NULL) {
+        status = cli_remote_cert_issue(args, hex, csr, len);
+        OPENSSL_clear_free(csr, len);
+        return status;
+    }
     ts_err rv = ts_ca_cert_rekey(ca, cli_opt_value(args, "tenant"), hex, csr, len, &cert);
     status = finish_issue(args, rv, cert);
     X509_free(cert);
@@ -152,6 +164,9 @@ static int cmd_renew(const cli_args *args)
     X509 *cert = NULL;
     int status = check_serial(args, hex);
 
+    if (status == CLI_EXIT_OK && cli_remote_wanted(args)) {
+        return cli_remote_cert_renew(args, hex);
+    }
     if (status == CLI_EXIT_OK) {
         status = cli_instance_open(args, &ca);
     }
@@ -178,6 +193,9 @@ static int cmd_revoke(const cli_args *args)
     if (ts_crl_reason_from_name(cli_opt_value(args, "reason"), &reason) != TS_OK) {
         return cli_usage_error(args, "--reason: %s", ts_error_message());
     }
+    if (cli_remote_wanted(args)) {
+        return cli_remote_cert_revoke(args, hex, reason);
+    }
     status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {
         return status;
@@ -189,6 +207,13 @@ static int cmd_revoke(const cli_args *args)
     }
     ts_ca_free(ca);
     return status;
+}
+
+void cli_cert_line(const char *serial, const char *status, const char *not_after,
+                   const char *profile, const char *device, const char *subject)
+{
+    printf("%s\t%s\t%s\t%s\t%s\t%s\n", serial, status, not_after, profile,
+           device != NULL && device[0] != '\0' ? device : "-", subject);
 }
 
 static const char *state_name(ts_cert_state state)
@@ -220,6 +245,9 @@ static int cmd_list(const cli_args *args)
     if (within != NULL && (cli_parse_u64(within, &days) != 0 || days > DAYS_MAX)) {
         return cli_usage_error(args, "--expiring-within: a number of days up to %d", DAYS_MAX);
     }
+    if (cli_remote_wanted(args)) {
+        return cli_remote_cert_list(args);
+    }
     status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {
         return status;
@@ -237,9 +265,8 @@ static int cmd_list(const cli_args *args)
     }
     for (size_t i = 0; i < count; i++) {
         cli_time_text(rows[i].not_after, when);
-        printf("%s\t%s\t%s\t%s\t%s\t%s\n", rows[i].serial, state_name(rows[i].state), when,
-               rows[i].profile, rows[i].device_uid[0] != '\0' ? rows[i].device_uid : "-",
-               rows[i].subject);
+        cli_cert_line(rows[i].serial, state_name(rows[i].state), when, rows[i].profile,
+                      rows[i].device_uid, rows[i].subject);
     }
 done:
     ts_cert_rows_free(rows, count);
@@ -257,6 +284,9 @@ static int cmd_show(const cli_args *args)
     int status = check_serial(args, hex);
 
     memset(&row, 0, sizeof row);
+    if (status == CLI_EXIT_OK && cli_remote_wanted(args)) {
+        return cli_remote_cert_show(args, hex);
+    }
     if (status == CLI_EXIT_OK) {
         status = cli_instance_open(args, &ca);
     }
@@ -308,32 +338,35 @@ const cli_command cli_cert_commands[] = {
      .help = "The CSR must pass the profile's policy: valid signature, allowed key type and\n"
              "curve, allowed subject and SANs, no CA:TRUE. A refusal names the broken rule and\n"
              "stores nothing.\n\nExample:\n"
-             "  tessera cert issue --csr device.csr --profile device --out device.pem\n"},
+             "  tessera cert issue --csr device.csr --profile device --out device.pem\n"
+             "\n" CLI_REMOTE_HELP},
     {.name = "list",
      .summary = "List certificates: serial, status, not after, profile, device, subject",
      .opts = list_opts,
      .run = cmd_list,
-     .help = "Example:\n  tessera cert list --status valid --expiring-within 30\n"},
+     .help =
+         "Example:\n  tessera cert list --status valid --expiring-within 30\n\n" CLI_REMOTE_HELP},
     {.name = "show",
      .summary = "Show a certificate's record and PEM",
      .opts = show_opts,
      .run = cmd_show,
-     .help = "Example:\n  tessera cert show $(openssl x509 -in device.pem -noout -serial)\n"},
+     .help = "Example:\n  tessera cert show $(openssl x509 -in device.pem -noout "
+             "-serial)\n\n" CLI_REMOTE_HELP},
     {.name = "revoke",
      .summary = "Revoke a certificate (it goes on the next CRL and OCSP says revoked)",
      .opts = revoke_opts,
      .run = cmd_revoke,
-     .help = "Example:\n  tessera cert revoke 3F2A... --reason keyCompromise\n"},
+     .help = "Example:\n  tessera cert revoke 3F2A... --reason keyCompromise\n\n" CLI_REMOTE_HELP},
     {.name = "renew",
      .summary = "A new certificate for the same key and subject, with a new validity",
      .opts = renew_opts,
      .run = cmd_renew,
-     .help = "The old certificate stays valid until it expires or is revoked.\n"},
+     .help = "The old certificate stays valid until it expires or is revoked.\n\n" CLI_REMOTE_HELP},
     {.name = "rekey",
      .summary = "A certificate for a new key; the old one is revoked as superseded",
      .opts = rekey_opts,
      .run = cmd_rekey,
      .help = "Both happen in one transaction: the old certificate is revoked only once the new\n"
-             "one is issued.\n"},
+             "one is issued.\n\n" CLI_REMOTE_HELP},
     {0},
 };

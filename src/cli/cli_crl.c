@@ -7,7 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 
-#include "cli/cli_instance.h"
+#include "cli/cli_remote.h"
 #include "common/error_internal.h"
 
 enum {
@@ -22,6 +22,7 @@ const cli_opt cli_crl_opts[] = {
     {.name = "out", .value = "FILE", .help = "write the CRL here (default: standard output)"},
     {.name = "pem", .help = "PEM instead of DER"},
     {.name = "next-update", .value = "HOURS", .help = "nextUpdate this far ahead (default 168)"},
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -32,7 +33,11 @@ const char cli_crl_help[] =
     "\n"
     "Example:\n"
     "  tessera crl --tenant acme --out acme.crl\n"
-    "  openssl crl -inform DER -in acme.crl -CAfile issuing.pem -noout -verify\n";
+    "  openssl crl -inform DER -in acme.crl -CAfile issuing.pem -noout -verify\n"
+    "\n"
+    "With --server the CRL is the one the service publishes (GET /crl/<tenant>.crl; no token\n"
+    "is needed); --root and --next-update work on --dir only.\n"
+    "\n" CLI_REMOTE_HELP;
 
 const cli_opt cli_ocsp_opts[] = {
     CLI_OPT_DIR,
@@ -57,6 +62,9 @@ int cli_crl_run(const cli_args *args)
     }
     if (root && cli_opt_given(args, "tenant")) {
         return cli_usage_error(args, "--root and --tenant do not go together");
+    }
+    if (cli_remote_wanted(args)) {
+        return cli_remote_crl(args);
     }
     status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {

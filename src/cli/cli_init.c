@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "cli/cli_instance.h"
 #include "common/error_internal.h"
 
@@ -29,7 +31,10 @@ const char cli_init_help[] =
     "Creates DIR (or takes an empty one) and in it: the key store, a root CA key (P-384) and\n"
     "certificate, the default tenant's issuing CA key (P-256) and certificate, the built-in\n"
     "profiles, the store, and the root key's backup: root-key.wrapped and N share files in\n"
-    "DIR/shares. The ceremony transcript is the first entries of the audit log.\n"
+    "DIR/shares. The ceremony transcript is the first entries of the audit log. It also issues\n"
+    "the service's TLS server certificate (DIR/tls/server.pem, for localhost, 127.0.0.1 and the\n"
+    "host of --url) and makes the instance-wide admin user \"admin\", whose API token is the\n"
+    "last line printed: it is shown only once.\n"
     "\n"
     "Without --keystore the keys go to a SoftHSM2 token in DIR/tokens (configuration\n"
     "DIR/softhsm2.conf), or to a soft: store in DIR/keystore when SoftHSM2 is not installed; its\n"
@@ -103,5 +108,11 @@ int cli_init_run(const cli_args *args)
            "Take the root key offline once the shares are safe:\n"
            "  tessera ceremony offline-root --dir %s\n",
            res.shares_n, res.shares_dir, res.shares_m, p.dir, p.dir);
+    printf("\n"
+           "The API token of the admin user is shown once, on the next line: keep it secret.\n"
+           "admin token: %s\n",
+           res.admin_token);
+    fflush(stdout);
+    OPENSSL_cleanse(res.admin_token, sizeof res.admin_token);
     return CLI_EXIT_OK;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 
 #include "cli/cli_instance.h"
@@ -25,16 +26,22 @@ const char cli_instance_help[] =
     "Environment:\n"
     "  TESSERA_DIR        the instance directory when --dir is not given\n"
     "  TESSERA_OPERATOR   the name written to the audit log as the actor (default: login name)\n"
-    "  TESSERA_PIN        the key store's PIN, when its URI carries none\n";
+    "  TESSERA_PIN        the key store's PIN, when its URI carries none\n"
+    "  TESSERA_SERVER     remote mode: the service's https URL, when --dir is not given\n"
+    "  TESSERA_TOKEN      remote mode: the API token when --token is not given\n"
+    "  TESSERA_CACERT     remote mode: the CA certificate(s) that verify the server\n";
 
 /* Commands with a positional argument, and the option it stands for. */
 static const struct {
     const char *path;
     const char *option;
 } positional[] = {
-    {"tenant create", "--name"},  {"profile show", "--name"}, {"profile create", "--name"},
-    {"profile update", "--name"}, {"cert show", "--serial"},  {"cert revoke", "--serial"},
-    {"cert renew", "--serial"},   {"cert rekey", "--serial"},
+    {"tenant create", "--name"},  {"profile show", "--name"},   {"profile create", "--name"},
+    {"profile update", "--name"}, {"cert show", "--serial"},    {"cert revoke", "--serial"},
+    {"cert renew", "--serial"},   {"cert rekey", "--serial"},   {"claim revoke", "--id"},
+    {"device show", "--uid"},     {"device register", "--uid"}, {"device disable", "--uid"},
+    {"device enable", "--uid"},   {"user create", "--name"},    {"user disable", "--name"},
+    {"user enable", "--name"},    {"token revoke", "--id"},
 };
 
 const char *cli_instance_dir(const cli_args *args)
@@ -68,7 +75,7 @@ void cli_actor(char *buf, size_t size)
  * as /dev/null) would be replaced too, so anything but a regular file is refused, before the
  * operation runs.
  */
-static int out_check(const cli_args *args)
+int cli_out_check(const cli_args *args)
 {
     struct stat st;
     for (const cli_opt *o = args->cmd->opts; o != NULL && o->name != NULL; o++) {
@@ -88,14 +95,28 @@ static int out_check(const cli_args *args)
     return CLI_EXIT_OK;
 }
 
+static int has_opt(const cli_args *args, const char *name)
+{
+    for (const cli_opt *o = args->cmd->opts; o != NULL && o->name != NULL; o++) {
+        if (strcmp(o->name, name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int cli_instance_open(const cli_args *args, ts_ca **ca)
 {
     char actor[256];
-    int status = out_check(args);
+    int status = cli_out_check(args);
 
     *ca = NULL;
     if (status != CLI_EXIT_OK) {
         return status;
+    }
+    /* A token given to a command that then works on the directory is a mistake worth naming. */
+    if (has_opt(args, "token") && (cli_opt_given(args, "token") || cli_opt_given(args, "cacert"))) {
+        return cli_usage_error(args, "--token and --cacert go with --server (or $TESSERA_SERVER)");
     }
     cli_actor(actor, sizeof actor);
     if (ts_ca_open(cli_instance_dir(args), actor, ca) != TS_OK) {
@@ -231,6 +252,10 @@ fail:
 void cli_argv_free(int argc, char **argv)
 {
     for (int i = 0; argv != NULL && i < argc; i++) {
+        /* The copies may hold an API token (--token). */
+        if (argv[i] != NULL) {
+            OPENSSL_cleanse(argv[i], strlen(argv[i]));
+        }
         free(argv[i]);
     }
     free(argv);

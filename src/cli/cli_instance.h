@@ -22,6 +22,11 @@
         .name = "tenant", .value = "NAME", .help = "the tenant (default: " TS_DEFAULT_TENANT ")"   \
     }
 
+#define CLI_OPT_INSTANCE                                                                           \
+    {                                                                                              \
+        .name = "instance", .help = "instance-wide, in no tenant (an admin of every tenant)"       \
+    }
+
 /* The --help text on the instance directory and the environment. */
 extern const char cli_instance_help[];
 
@@ -32,6 +37,10 @@ extern const cli_command cli_ca_commands[];
 extern const cli_command cli_profile_commands[];
 extern const cli_command cli_cert_commands[];
 extern const cli_command cli_audit_commands[];
+extern const cli_command cli_claim_commands[];
+extern const cli_command cli_device_commands[];
+extern const cli_command cli_user_commands[];
+extern const cli_command cli_token_commands[];
 extern const cli_opt cli_init_opts[];
 extern const cli_opt cli_crl_opts[];
 extern const cli_opt cli_ocsp_opts[];
@@ -52,6 +61,22 @@ void cli_actor(char *buf, size_t size);
 
 /* Opens the instance of --dir; returns the exit status (a message already printed). */
 int cli_instance_open(const cli_args *args, ts_ca **ca);
+
+/*
+ * Refuses an --out FILE that exists and is not a regular file (it would be replaced); returns
+ * the exit status (a message already printed). cli_instance_open() calls it; remote mode too.
+ */
+int cli_out_check(const cli_args *args);
+
+/* One line of tessera cert list: serial, status, not after, profile, device, subject (tabs). */
+void cli_cert_line(const char *serial, const char *status, const char *not_after,
+                   const char *profile, const char *device, const char *subject);
+
+/*
+ * Where a user or token command acts: --instance gives NULL (instance-wide), else --tenant, else
+ * the default tenant, named. Both options given, or --instance in remote mode, is a usage error.
+ */
+int cli_access_scope(const cli_args *args, const char **tenant);
 
 /* A time as "2025-03-19T12:00:00Z". */
 void cli_time_text(time_t t, char buf[32]);

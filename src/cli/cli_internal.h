@@ -100,6 +100,13 @@ int cli_fail(void);
 /* Parses a decimal unsigned 64-bit number: digits only, no sign, no overflow. 0 on success. */
 int cli_parse_u64(const char *text, uint64_t *out);
 
+/*
+ * Parses a duration: a positive decimal number followed by one unit, s (seconds), m (minutes),
+ * h (hours) or d (days): "30s", "15m", "12h", "7d". At most max_seconds. 0 on success, -1 on
+ * anything else (no sign, no space, no other unit, no zero).
+ */
+int cli_parse_duration(const char *text, int64_t max_seconds, int64_t *out);
+
 /* --- Output and input (cli_opts.c) ----------------------------------------------------------- */
 
 /*
@@ -114,6 +121,11 @@ ts_err cli_write_bio(const char *path, BIO *mem, mode_t mode);
 /* Reads a file of at most max bytes, or stdin for "-"; free with OPENSSL_clear_free(*data, *len).
  */
 ts_err cli_read_input(const char *path, size_t max, uint8_t **data, size_t *len);
+
+/* --- The trust service (cli_serve.c) -------------------------------------------------------- */
+
+extern const cli_opt cli_serve_opts[];
+int cli_serve_run(const cli_args *args);
 
 /* --- Key store (cli_keystore*.c) ------------------------------------------------------------- */
 

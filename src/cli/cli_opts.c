@@ -276,6 +276,38 @@ int cli_parse_u64(const char *text, uint64_t *out)
     return 0;
 }
 
+int cli_parse_duration(const char *text, int64_t max_seconds, int64_t *out)
+{
+    static const struct {
+        char unit;
+        uint64_t seconds;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    char digits[21];
+    uint64_t n = 0;
+    size_t len = text != NULL ? strlen(text) : 0;
+
+    if (len < 2 || len - 1 >= sizeof digits || max_seconds <= 0) {
+        return -1;
+    }
+    memcpy(digits, text, len - 1);
+    digits[len - 1] = '\0';
+    if (cli_parse_u64(digits, &n) != 0 || n == 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (text[len - 1] != units[i].unit) {
+            continue;
+        }
+        /* Checked before multiplying, so a huge N cannot wrap into range. */
+        if (n > (uint64_t)max_seconds / units[i].seconds) {
+            return -1;
+        }
+        *out = (int64_t)(n * units[i].seconds);
+        return 0;
+    }
+    return -1;
+}
+
 static int is_stdio(const char *path)
 {
     return path == NULL || strcmp(path, "-") == 0;

@@ -6,12 +6,13 @@
 
 #include <openssl/crypto.h>
 
-#include "cli/cli_instance.h"
+#include "cli/cli_remote.h"
 #include "tessera/pki.h"
 
 static const cli_opt list_opts[] = {
     CLI_OPT_DIR,
     CLI_OPT_TENANT,
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -22,6 +23,7 @@ static const cli_opt show_opts[] = {
      .flags = CLI_OPT_REQUIRED,
      .help = "the profile (positional)"},
     CLI_OPT_TENANT,
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -56,7 +58,12 @@ static int cmd_list(const cli_args *args)
     ts_tenant_row t;
     char **names = NULL;
     size_t count = 0;
-    int status = open_tenant(args, &ca, &t);
+    int status;
+
+    if (cli_remote_wanted(args)) {
+        return cli_remote_profile_list(args);
+    }
+    status = open_tenant(args, &ca, &t);
 
     if (status != CLI_EXIT_OK) {
         return status;
@@ -81,7 +88,12 @@ static int cmd_show(const cli_args *args)
     ts_ca *ca = NULL;
     ts_tenant_row t;
     char *json = NULL;
-    int status = open_tenant(args, &ca, &t);
+    int status;
+
+    if (cli_remote_wanted(args)) {
+        return cli_remote_profile_show(args);
+    }
+    status = open_tenant(args, &ca, &t);
 
     if (status != CLI_EXIT_OK) {
         return status;
@@ -140,12 +152,12 @@ const cli_command cli_profile_commands[] = {
      .summary = "List a tenant's profiles",
      .opts = list_opts,
      .run = cmd_list,
-     .help = cli_instance_help},
+     .help = CLI_REMOTE_HELP},
     {.name = "show",
      .summary = "Print a profile's JSON definition",
      .opts = show_opts,
      .run = cmd_show,
-     .help = "Example:\n  tessera profile show device > device.json\n"},
+     .help = "Example:\n  tessera profile show device > device.json\n\n" CLI_REMOTE_HELP},
     {.name = "create",
      .summary = "Create a profile from a JSON definition",
      .opts = put_opts,

@@ -5,7 +5,7 @@
 
 #include <openssl/crypto.h>
 
-#include "cli/cli_instance.h"
+#include "cli/cli_remote.h"
 
 static const cli_opt create_opts[] = {
     CLI_OPT_DIR,
@@ -15,11 +15,13 @@ static const cli_opt create_opts[] = {
      .help = "the tenant's name, 1-32 of a-z 0-9 - (also positional)"},
     {.name = "org", .value = "NAME", .help = "organisation (default: the instance's)"},
     {.name = "country", .value = "CC", .help = "country, two letters (default: the instance's)"},
+    CLI_OPTS_REMOTE,
     {0},
 };
 
 static const cli_opt list_opts[] = {
     CLI_OPT_DIR,
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -31,6 +33,9 @@ static int cmd_create(const cli_args *args)
 
     if (ts_ca_tenant_name_check(name) != TS_OK) {
         return cli_usage_error(args, "%s", ts_error_message());
+    }
+    if (cli_remote_wanted(args)) {
+        return cli_remote_tenant_create(args);
     }
     status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {
@@ -53,8 +58,12 @@ static int cmd_list(const cli_args *args)
     ts_tenant_row *rows = NULL;
     size_t count = 0;
     char when[32];
-    int status = cli_instance_open(args, &ca);
+    int status;
 
+    if (cli_remote_wanted(args)) {
+        return cli_remote_tenant_list(args);
+    }
+    status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {
         return status;
     }
@@ -76,11 +85,12 @@ const cli_command cli_tenant_commands[] = {
      .summary = "Create a tenant with its own issuing CA (needs the root key online)",
      .opts = create_opts,
      .run = cmd_create,
-     .help = "Example:\n  tessera tenant create acme --org 'Acme Devices' --country DE\n"},
+     .help = "Example:\n  tessera tenant create acme --org 'Acme Devices' --country DE\n"
+             "\n" CLI_REMOTE_HELP},
     {.name = "list",
      .summary = "List the tenants: name, org, country, created (tab-separated)",
      .opts = list_opts,
      .run = cmd_list,
-     .help = cli_instance_help},
+     .help = CLI_REMOTE_HELP},
     {0},
 };

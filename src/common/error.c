@@ -44,6 +44,8 @@ const char *ts_err_name(ts_err err)
         [TS_ERR_POLICY] = "refused by policy",
         [TS_ERR_STORE] = "database failure",
         [TS_ERR_CONFLICT] = "conflict",
+        [TS_ERR_DENIED] = "denied",
+        [TS_ERR_LIMIT] = "limit exceeded",
     };
     if ((size_t)err >= sizeof names / sizeof names[0] || names[err] == NULL) {
         return "unknown error";

@@ -98,6 +98,8 @@ struct ts_profile {
     unsigned csr_extensions;
     int validity_days; /* 0 when not_after is set */
     time_t not_after;
+    int est_server_keygen; /* "est": {"server_keygen": true}: /serverkeygen may make the key */
+    int est_pop;           /* "est": {"proof_of_possession": true}: CSRs carry the binding */
 };
 
 /* --- Name tables (profile.c) ----------------------------------------------------------------- */

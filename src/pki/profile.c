@@ -220,6 +220,16 @@ const char *ts_profile_kind_name(const ts_profile *profile)
     return profile != NULL ? ts_pki_name_of(ts_pki_kind_table, (int)profile->kind) : NULL;
 }
 
+int ts_profile_est_server_keygen(const ts_profile *profile)
+{
+    return profile != NULL && profile->est_server_keygen;
+}
+
+int ts_profile_est_pop(const ts_profile *profile)
+{
+    return profile != NULL && profile->est_pop;
+}
+
 ts_err ts_profile_builtin(const char *name, ts_profile **out)
 {
     if (name == NULL || out == NULL) {

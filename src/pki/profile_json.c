@@ -13,11 +13,12 @@
 static const char *const top_fields[] = {
     "name",           "description",        "kind",    "key_types",   "signature_digest",
     "key_usage",      "extended_key_usage", "subject", "csr_subject", "san",
-    "csr_extensions", "validity",           NULL,
+    "csr_extensions", "validity",           "est",     NULL,
 };
 static const char *const subject_fields[] = {"type", "value", "optional", NULL};
 static const char *const san_fields[] = {"policy", "types", "dns_suffixes", "wildcards", NULL};
 static const char *const validity_fields[] = {"days", "not_after", NULL};
+static const char *const est_fields[] = {"server_keygen", "proof_of_possession", NULL};
 
 static ts_err field_err(const char *field, const char *fmt, ...) TS_PRINTF(2, 3);
 
@@ -347,6 +348,36 @@ static ts_err get_validity(json_t *obj, ts_profile *p)
     return rv != TS_OK ? rv : parse_date(date, &p->not_after);
 }
 
+/* A boolean member of obj, false when absent. */
+static ts_err get_flag(json_t *obj, const char *key, const char *field, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (v != NULL && !json_is_boolean(v)) {
+        return field_err(field, "must be true or false");
+    }
+    *out = v != NULL && json_is_true(v);
+    return TS_OK;
+}
+
+/* "est": how the trust service's EST routes treat the profile (docs/est.md). */
+static ts_err get_est(json_t *obj, ts_profile *p)
+{
+    ts_err rv;
+
+    if (!json_is_object(obj)) {
+        return field_err("est", "must be an object with server_keygen and proof_of_possession");
+    }
+    rv = only_fields(obj, "est", est_fields);
+    if (rv == TS_OK) {
+        rv = get_flag(obj, "server_keygen", "est.server_keygen", &p->est_server_keygen);
+    }
+    if (rv == TS_OK) {
+        rv = get_flag(obj, "proof_of_possession", "est.proof_of_possession", &p->est_pop);
+    }
+    return rv;
+}
+
 static ts_err get_name(json_t *v, ts_profile *p)
 {
     const char *name;
@@ -440,6 +471,10 @@ static ts_err parse_fields(json_t *root, ts_profile *p)
     }
     if (rv == TS_OK) {
         rv = get_validity(json_object_get(root, "validity"), p);
+    }
+    v = json_object_get(root, "est");
+    if (rv == TS_OK && v != NULL) {
+        rv = get_est(v, p);
     }
     return rv;
 }

@@ -117,6 +117,24 @@ static json_t *validity_json(const ts_profile *p)
     return o;
 }
 
+/* "est" is written only when one of its flags is set, so that profiles without EST settings
+ * keep the canonical form they always had. */
+static int est_json(json_t *root, const ts_profile *p)
+{
+    json_t *o;
+
+    if (!p->est_server_keygen && !p->est_pop) {
+        return 0;
+    }
+    o = json_object();
+    if (o == NULL || json_object_set_new(o, "server_keygen", json_boolean(p->est_server_keygen)) ||
+        json_object_set_new(o, "proof_of_possession", json_boolean(p->est_pop))) {
+        json_decref(o);
+        return -1;
+    }
+    return json_object_set_new(root, "est", o);
+}
+
 ts_err ts_profile_to_json(const ts_profile *p, char **json)
 {
     json_t *root = NULL;
@@ -152,7 +170,7 @@ ts_err ts_profile_to_json(const ts_profile *p, char **json)
         json_object_set_new(root, "san", san_json(p)) ||
         json_object_set_new(root, "csr_extensions",
                             bits_array(ts_pki_csrext_table, p->csr_extensions)) ||
-        json_object_set_new(root, "validity", validity_json(p))) {
+        json_object_set_new(root, "validity", validity_json(p)) || est_json(root, p) != 0) {
         ts_error_set(TS_ERR_NOMEM, "cannot write profile '%s' as JSON", p->name);
         goto cleanup;
     }

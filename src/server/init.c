@@ -4,8 +4,9 @@
  * Order, so that a failure at any step leaves nothing behind: the directory and key store, the
  * root (P-384, backup-capable) and default issuing (P-256) keys, their certificates, the root
  * key's wrapped backup and share files, then one store transaction with the settings, tenant,
- * CAs, profiles and the transcript as audit entries, and last DIR/instance.json, which is what
- * makes DIR an instance. Until that file exists, every other command refuses DIR; on failure
+ * CAs, profiles and the transcript as audit entries, then the service's TLS server certificate
+ * (DIR/tls/server.pem) and the first admin with its token, and last DIR/instance.json, which is
+ * what makes DIR an instance. Until that file exists, every other command refuses DIR; on failure
  * everything made so far is removed again.
  */
 #define _XOPEN_SOURCE 700
@@ -33,7 +34,7 @@ typedef struct init_state {
     char made_store_dir[TS_CA_PATH_MAX]; /* a soft: store made outside DIR for --keystore */
     char root_label[TS_LABEL_MAX + 1];
     char issuing_label[TS_LABEL_MAX + 1];
-    int made_root, made_issuing;
+    int made_root, made_issuing, made_tls;
     srv_issuer root;    /* cert, key */
     X509 *issuing_cert; /* the default tenant's */
     uint8_t *wrapped;
@@ -311,6 +312,7 @@ static void init_cleanup(init_state *s)
         SRV_SOFT_DIR,
         TS_CEREMONY_WRAPPED_FILE,
         SRV_SHARES_DIR,
+        SRV_TLS_DIR,
         NULL,
     };
     char path[TS_CA_PATH_MAX], saved[1024];
@@ -323,6 +325,10 @@ static void init_cleanup(init_state *s)
     if (s->made_issuing) {
         srv_key_discard(s->ca.ks, s->issuing_label);
     }
+    if (s->made_tls) {
+        srv_key_discard(s->ca.ks, TS_TLS_KEY_LABEL);
+    }
+    srv_issuing_cache_clear(&s->ca);
     srv_issuer_clear(&s->root);
     ts_keystore_free(s->ca.ks);
     s->ca.ks = NULL;
@@ -344,6 +350,7 @@ static void init_cleanup(init_state *s)
 
 static void init_free(init_state *s)
 {
+    srv_issuing_cache_clear(&s->ca);
     srv_issuer_clear(&s->root);
     X509_free(s->issuing_cert);
     OPENSSL_free(s->wrapped);
@@ -358,6 +365,66 @@ static void init_free(init_state *s)
     OPENSSL_free(s->ca.org);
     OPENSSL_free(s->ca.country);
     OPENSSL_free(s->ca.base_url);
+}
+
+/* The host of a base URL ("https://user@host:port/path", "http://[::1]/"), into out; empty
+ * when there is none. */
+static void url_host(const char *url, char *out, size_t size)
+{
+    const char *start = strstr(url, "://");
+    out[0] = '\0';
+    if (start == NULL) {
+        return;
+    }
+    start += 3;
+    size_t auth = strcspn(start, "/?#");
+    const char *at = memchr(start, '@', auth);
+    if (at != NULL) {
+        auth -= (size_t)(at + 1 - start);
+        start = at + 1;
+    }
+    size_t len = 0;
+    if (start[0] == '[') {
+        const char *close = memchr(start, ']', auth);
+        if (close == NULL) {
+            return;
+        }
+        start++;
+        len = (size_t)(close - start);
+    } else {
+        const char *colon = memchr(start, ':', auth);
+        len = colon != NULL ? (size_t)(colon - start) : auth;
+    }
+    if (len > 0 && len < size) {
+        memcpy(out, start, len);
+        out[len] = '\0';
+    }
+}
+
+/* The service's TLS server certificate and the first admin with its token. */
+static ts_err init_access(init_state *s, ts_ca_init_result *res)
+{
+    char host[256];
+    const char *names[1];
+    size_t count = 0;
+    EVP_PKEY *pub = NULL;
+
+    url_host(s->ca.base_url != NULL ? s->ca.base_url : "", host, sizeof host);
+    if (host[0] != '\0') {
+        names[count++] = host;
+    }
+    /* A key store given with --keystore may hold the key already: only one made here goes. */
+    ts_err rv = ts_keystore_public_key(s->ca.ks, TS_TLS_KEY_LABEL, &pub);
+    EVP_PKEY_free(pub);
+    s->made_tls = rv == TS_ERR_NOT_FOUND;
+    rv = ts_ca_tls_server_cert(&s->ca, names, count);
+    if (rv == TS_OK) {
+        rv = ts_ca_user_create(&s->ca, NULL, "admin", TS_ROLE_ADMIN, NULL, NULL);
+    }
+    if (rv == TS_OK) {
+        rv = ts_ca_token_create(&s->ca, NULL, "admin", "tessera init", 0, res->admin_token, NULL);
+    }
+    return rv;
 }
 
 ts_err ts_ca_init(const ts_ca_init_params *p, ts_ca_init_result *res)
@@ -405,6 +472,9 @@ ts_err ts_ca_init(const ts_ca_init_params *p, ts_ca_init_result *res)
         rv = srv_init_store(&s.ca, &rec);
     }
     if (rv == TS_OK) {
+        rv = init_access(&s, res);
+    }
+    if (rv == TS_OK) {
         rv = srv_instance_write(s.ca.dir, s.ca.db_url, s.ca.ks_uri, s.ca.softhsm_conf);
     }
     if (rv == TS_OK) {
@@ -414,6 +484,7 @@ ts_err ts_ca_init(const ts_ca_init_params *p, ts_ca_init_result *res)
         rv = ts_cert_fingerprint(s.issuing_cert, res->issuing_fingerprint);
     }
     if (rv != TS_OK) {
+        OPENSSL_cleanse(res->admin_token, sizeof res->admin_token);
         init_cleanup(&s);
         init_free(&s);
         return rv;

@@ -148,7 +148,23 @@ ts_err srv_setting(ts_ca *ca, const char *key, char **value)
     return rv;
 }
 
-ts_err ts_ca_open(const char *dir, const char *actor, ts_ca **out)
+static ts_err actor_check(const char *actor)
+{
+    size_t len = actor != NULL ? strlen(actor) : 0;
+    if (len == 0 || len >= TS_TEXT_MAX) {
+        return ts_error_set(TS_ERR_INVALID, "an actor has 1 to %d characters", TS_TEXT_MAX - 1);
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)actor[i];
+        if (c < 0x20 || c == 0x7f) {
+            return ts_error_set(TS_ERR_INVALID, "an actor holds a control character");
+        }
+    }
+    return TS_OK;
+}
+
+/* Opens the instance in dir on its own store, or on db_url when not NULL. */
+static ts_err open_instance(const char *dir, const char *db_url, const char *actor, ts_ca **out)
 {
     char real[PATH_MAX];
     ts_ca *ca = NULL;
@@ -173,7 +189,17 @@ ts_err ts_ca_open(const char *dir, const char *actor, ts_ca **out)
     }
     snprintf(ca->dir, sizeof ca->dir, "%s", real);
     snprintf(ca->actor, sizeof ca->actor, "%s", actor);
-    rv = instance_read(ca);
+    rv = actor_check(actor);
+    if (rv == TS_OK) {
+        rv = instance_read(ca);
+    }
+    if (rv == TS_OK && db_url != NULL) {
+        OPENSSL_free(ca->db_url);
+        ca->db_url = OPENSSL_strdup(db_url);
+        if (ca->db_url == NULL) {
+            rv = ts_error_set(TS_ERR_NOMEM, "out of memory");
+        }
+    }
     /* SoftHSM2 reads its configuration from the environment when the module is initialised: a
      * token under DIR is found only with DIR's configuration. */
     if (rv == TS_OK && ca->softhsm_conf != NULL && setenv("SOFTHSM2_CONF", ca->softhsm_conf, 1)) {
@@ -202,6 +228,35 @@ ts_err ts_ca_open(const char *dir, const char *actor, ts_ca **out)
         return rv;
     }
     *out = ca;
+    return TS_OK;
+}
+
+ts_err ts_ca_open(const char *dir, const char *actor, ts_ca **out)
+{
+    return open_instance(dir, NULL, actor, out);
+}
+
+ts_err ts_ca_open_db(const char *dir, const char *db_url, const char *actor, ts_ca **out)
+{
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (db_url == NULL || db_url[0] == '\0') {
+        return ts_error_set(TS_ERR_INVALID, "no store URL");
+    }
+    return open_instance(dir, db_url, actor, out);
+}
+
+ts_err ts_ca_set_actor(ts_ca *ca, const char *actor)
+{
+    if (ca == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "ts_ca_set_actor: no instance");
+    }
+    ts_err rv = actor_check(actor);
+    if (rv != TS_OK) {
+        return rv;
+    }
+    snprintf(ca->actor, sizeof ca->actor, "%s", actor);
     return TS_OK;
 }
 

@@ -78,6 +78,10 @@ static ts_err issue_once(ts_ca *ca, srv_issue_req *req, X509 **out)
     }
     rv = ts_store_begin(ca->store);
     in_tx = rv == TS_OK;
+    /* The device first: a disabled one stops the issuance before anything is stored. */
+    if (rv == TS_OK && row.device_uid[0] != '\0') {
+        rv = srv_device_admit(ca, req->tenant->id, row.device_uid, &req->device);
+    }
     if (rv == TS_OK) {
         rv = ts_store_cert_insert(ca->store, &row);
     }
@@ -166,7 +170,7 @@ void srv_issue_req_init(ts_ca *ca, srv_issue_ctx *c, const char *profile, const 
     req->params.ca_issuers_url = c->urls.ca_issuers;
 }
 
-static ts_err csr_load(const uint8_t *data, size_t len, const ts_profile *profile, X509_REQ **out)
+ts_err srv_csr_load(const uint8_t *data, size_t len, const ts_profile *profile, X509_REQ **out)
 {
     ts_err rv = ts_csr_parse(data, len, out);
     if (rv == TS_OK) {
@@ -192,7 +196,7 @@ ts_err ts_ca_issue_csr(ts_ca *ca, const char *tenant, const char *profile, const
     if (rv != TS_OK) {
         return rv;
     }
-    rv = csr_load(csr, csr_len, c.profile, &request);
+    rv = srv_csr_load(csr, csr_len, c.profile, &request);
     if (rv == TS_OK) {
         srv_issue_req_init(ca, &c, profile, "cert.issue", &req);
         req.params.csr = request;
@@ -304,21 +308,27 @@ done:
 
 typedef struct rekey_arg {
     const ts_tenant_row *tenant;
-    const char *old_serial;
+    const ts_cert_row *old;
 } rekey_arg;
 
 /* Inside the rekey transaction: the old certificate is superseded by the new one. */
 static ts_err rekey_hook(ts_ca *ca, void *arg, const ts_cert_row *row)
 {
     rekey_arg *a = arg;
-    ts_err rv = ts_store_cert_revoke(ca->store, a->tenant->id, a->old_serial, time(NULL),
-                                     CRL_REASON_SUPERSEDED);
+    time_t now = time(NULL);
+    ts_err rv =
+        ts_store_cert_revoke(ca->store, a->tenant->id, a->old->serial, now, CRL_REASON_SUPERSEDED);
     if (rv != TS_OK) {
-        return ts_error_prefix(rv, "cannot revoke %s", a->old_serial);
+        return ts_error_prefix(rv, "cannot revoke %s", a->old->serial);
     }
-    return srv_audit(ca, "cert.revoke", a->old_serial,
+    rv = srv_feed_revoked(ca, a->old, CRL_REASON_SUPERSEDED, now);
+    if (rv != TS_OK) {
+        return rv;
+    }
+    return srv_audit(ca, "cert.revoke", a->old->serial,
                      srv_json("{s:s, s:s, s:s, s:s}", "tenant", a->tenant->name, "serial",
-                              a->old_serial, "reason", "superseded", "superseded_by", row->serial));
+                              a->old->serial, "reason", "superseded", "superseded_by",
+                              row->serial));
 }
 
 ts_err ts_ca_cert_rekey(ts_ca *ca, const char *tenant, const char *serial, const uint8_t *csr,
@@ -345,7 +355,7 @@ ts_err ts_ca_cert_rekey(ts_ca *ca, const char *tenant, const char *serial, const
         loaded = rv == TS_OK;
     }
     if (rv == TS_OK) {
-        rv = csr_load(csr, csr_len, c.profile, &request);
+        rv = srv_csr_load(csr, csr_len, c.profile, &request);
     }
     if (rv != TS_OK) {
         goto done;
@@ -357,7 +367,7 @@ ts_err ts_ca_cert_rekey(ts_ca *ca, const char *tenant, const char *serial, const
         goto done;
     }
     arg.tenant = &c.tenant;
-    arg.old_serial = row.serial;
+    arg.old = &row;
     srv_issue_req_init(ca, &c, row.profile, "cert.rekey", &req);
     req.params.csr = request;
     /* A device keeps its identity: the template's <device UID> is the old certificate's. */
@@ -383,6 +393,7 @@ ts_err ts_ca_cert_revoke(ts_ca *ca, const char *tenant, const char *serial, int 
     ts_cert_row row;
     X509 *old = NULL;
     const char *reason_name = ts_crl_reason_name(reason);
+    time_t now = time(NULL);
     int in_tx = 0;
     ts_err rv;
 
@@ -399,7 +410,10 @@ ts_err ts_ca_cert_revoke(ts_ca *ca, const char *tenant, const char *serial, int 
         in_tx = rv == TS_OK;
     }
     if (rv == TS_OK) {
-        rv = ts_store_cert_revoke(ca->store, t.id, row.serial, time(NULL), reason);
+        rv = ts_store_cert_revoke(ca->store, t.id, row.serial, now, reason);
+    }
+    if (rv == TS_OK) {
+        rv = srv_feed_revoked(ca, &row, reason, now);
     }
     if (rv == TS_OK) {
         rv = srv_audit(ca, "cert.revoke", row.serial,

@@ -34,6 +34,10 @@ typedef struct group_state {
     group_item *items;
     size_t count;
     ts_err *results;
+    /* The first CSR refused while storing (its device is disabled), and why. */
+    ts_err late_rv;
+    size_t late_at;
+    char late[1024];
 } group_state;
 
 static void item_reset(group_item *it)
@@ -122,10 +126,29 @@ static ts_err item_check(group_state *g, group_item *it, const uint8_t *csr, siz
 
 /* Stores one certificate and its audit entry in the open transaction. A serial already taken
  * under the issuer (RFC 5280 section 4.1.2.2: unique per issuer; the store's constraint decides
- * and leaves the transaction usable) is replaced by a fresh one and the certificate re-signed. */
-static ts_err item_store(group_state *g, group_item *it)
+ * and leaves the transaction usable) is replaced by a fresh one and the certificate re-signed.
+ * The certificate's device is registered first, one statement per device; a disabled device
+ * refuses its CSR alone (TS_ERR_POLICY in its result) and the group goes on. */
+static ts_err item_store(group_state *g, size_t i)
 {
-    ts_err rv = ts_store_cert_insert(g->ca->store, &it->row);
+    group_item *it = &g->items[i];
+    ts_err rv = TS_OK;
+    if (g->device && it->row.device_uid[0] != '\0') {
+        rv = srv_device_admit(g->ca, g->req.tenant->id, it->row.device_uid, NULL);
+    }
+    if (rv == TS_ERR_POLICY) {
+        if (g->late_rv == TS_OK) {
+            g->late_rv = rv;
+            g->late_at = i;
+            snprintf(g->late, sizeof g->late, "%s", ts_error_message());
+        }
+        g->results[i] = rv;
+        item_reset(it);
+        return TS_OK;
+    }
+    if (rv == TS_OK) {
+        rv = ts_store_cert_insert(g->ca->store, &it->row);
+    }
     for (int tries = 1; rv == TS_ERR_CONFLICT && tries < SRV_ISSUE_TRIES; tries++) {
         rv = item_sign(g, it);
         if (rv == TS_OK) {
@@ -161,7 +184,7 @@ static ts_err group_commit(group_state *g)
     }
     for (size_t i = 0; i < g->count && rv == TS_OK; i++) {
         if (g->results[i] == TS_OK) {
-            rv = item_store(g, &g->items[i]);
+            rv = item_store(g, i);
             if (rv != TS_OK) {
                 ts_error_prefix(rv, "CSR %zu of %zu", i + 1, g->count);
             }
@@ -233,6 +256,11 @@ ts_err ts_ca_issue_csrs(ts_ca *ca, const char *tenant, const char *profile,
     }
     checked = 1;
     rv = group_commit(&g);
+    if (g.late_rv != TS_OK && (first_rv == TS_OK || g.late_at < first_at)) {
+        first_rv = g.late_rv;
+        first_at = g.late_at;
+        snprintf(first, sizeof first, "%s", g.late);
+    }
 done:
     for (size_t i = 0; i < count; i++) {
         if (rv == TS_OK && results[i] == TS_OK) {

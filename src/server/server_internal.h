@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "common/text_internal.h"
+#include "tessera/access.h"
 #include "tessera/ca.h"
 #include "tessera/keystore.h"
 #include "tessera/pki.h"
@@ -24,6 +25,8 @@
 #define SRV_SOFT_DIR      "keystore"
 #define SRV_SHARES_DIR    "shares"
 #define SRV_TOKEN_LABEL   "tessera-ca"
+#define SRV_TLS_DIR       "tls"
+#define SRV_TLS_CERT_FILE "tls/server.pem"
 
 /* Settings kept in the store. */
 #define SRV_SET_ORG        "org"
@@ -159,6 +162,7 @@ typedef struct srv_issue_req {
     json_t *details;        /* extra audit details, taken; may be NULL */
     srv_issue_hook hook;    /* may be NULL */
     void *hook_arg;
+    ts_device_row device; /* set by srv_issue() when the certificate names a device */
 } srv_issue_req;
 
 /* What every issuance in a tenant needs: the tenant, its issuing CA with its key, the profile
@@ -177,7 +181,33 @@ void srv_issue_ctx_clear(srv_issue_ctx *c);
 void srv_issue_req_init(ts_ca *ca, srv_issue_ctx *c, const char *profile, const char *action,
                         srv_issue_req *req);
 
-/* Signs with a fresh serial, stores, audits, commits; retries a taken serial. */
+/*
+ * Signs with a fresh serial, stores, audits, commits; retries a taken serial. A certificate that
+ * names a device (req->device_uid, or the CN under a device profile) registers the device when
+ * new and is refused (TS_ERR_POLICY) when the device is disabled, in the same transaction.
+ */
 ts_err srv_issue(ts_ca *ca, srv_issue_req *req, X509 **out);
+
+/* Parses a CSR and checks it against the profile; TS_ERR_POLICY / TS_ERR_INVALID ("CSR
+ * refused: ..."). */
+ts_err srv_csr_load(const uint8_t *data, size_t len, const ts_profile *profile, X509_REQ **out);
+
+/* --- device.c, feed.c: the device registry and the revocation feed -------------------------- */
+
+/* In the open transaction: registers the device of a certificate being issued when it is new;
+ * TS_ERR_POLICY when it is disabled. *out (may be NULL) gets its row. */
+ts_err srv_device_admit(ts_ca *ca, int64_t tenant_id, const char *uid, ts_device_row *out);
+
+/* In the open transaction: the cert.revoked feed event of a certificate just revoked. */
+ts_err srv_feed_revoked(ts_ca *ca, const ts_cert_row *cert, int reason, time_t when);
+
+/* A tenant by name, NULL meaning instance-wide (*tenant_id 0, name empty): for users and
+ * tokens. */
+ts_err srv_user_tenant(ts_ca *ca, const char *tenant, ts_tenant_row *out);
+
+/* --- access_token.c: secrets ----------------------------------------------------------------- */
+
+/* The SHA-256 of a secret as 64 lower-case hex digits. */
+ts_err srv_secret_hash(const char *secret, size_t len, char hex[65]);
 
 #endif

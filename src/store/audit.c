@@ -208,6 +208,23 @@ ts_err ts_store_audit_append_trusted(ts_store *store, const char *actor, const c
     return append(store, actor, action, object, details_json, 1);
 }
 
+ts_err ts_audit_lock(ts_store *s)
+{
+    head h = {0};
+    ts_err rv = ts_store_need_tx(s, "taking the audit chain's lock");
+    if (rv == TS_OK) {
+        rv = take_head(s, &h);
+    }
+    if (rv != TS_OK) {
+        return ts_error_prefix(rv, "taking the audit chain's lock");
+    }
+    /* Held until commit: the head is written back unchanged unless an append moves it. */
+    s->audit_pending = 1;
+    s->audit_last_id = h.last_id;
+    memcpy(s->audit_last_hash, h.last_hash, sizeof h.last_hash);
+    return TS_OK;
+}
+
 ts_err ts_audit_flush_head(ts_store *s)
 {
     int64_t changes = 0;

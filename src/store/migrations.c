@@ -102,6 +102,58 @@ static const char *const pg_v1[] = {V1(P_ID, P_INT, P_BLOB, P_END), NULL};
 static const char *const sqlite_v2[] = {V2(S_ID, S_INT, S_BLOB, S_END), NULL};
 static const char *const pg_v2[] = {V2(P_ID, P_INT, P_BLOB, P_END), NULL};
 
+/* --- Version 3: users, API tokens, claim codes, devices, the revocation feed (docs/access.md) - */
+
+/* tenant_id NULL: an instance-wide user, which only an admin or an auditor may be. */
+#define USERS(ID, INT, BLOB, END)                                                                  \
+    "CREATE TABLE users (" ID ", tenant_id " INT " REFERENCES tenants (id), name TEXT NOT NULL, "  \
+    "role " INT " NOT NULL CHECK (role IN (1, 2, 3, 4)), device_uid TEXT NOT NULL, "               \
+    "disabled " INT " NOT NULL CHECK (disabled IN (0, 1)), created " INT " NOT NULL, "             \
+    "CHECK (tenant_id IS NOT NULL OR role IN (1, 3)), "                                            \
+    "CHECK ((role = 4) = (device_uid <> ''))" END
+
+/* Names are unique per tenant; instance-wide users (tenant NULL) count as tenant 0. */
+#define USERS_NAME "CREATE UNIQUE INDEX users_by_name ON users (COALESCE(tenant_id, 0), name)"
+
+/* Only the SHA-256 of a token is kept; the prefix lets a person recognise it in a list. */
+#define API_TOKENS(ID, INT, BLOB, END)                                                             \
+    "CREATE TABLE api_tokens (" ID ", user_id " INT " NOT NULL REFERENCES users (id), "            \
+    "hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, name TEXT NOT NULL, "                        \
+    "created " INT " NOT NULL, expires " INT " NOT NULL, revoked_at " INT END
+
+#define CLAIM_CODES(ID, INT, BLOB, END)                                                            \
+    "CREATE TABLE claim_codes (" ID ", tenant_id " INT " NOT NULL REFERENCES tenants (id), "       \
+    "hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, profile TEXT NOT NULL, "                     \
+    "uses_max " INT " NOT NULL CHECK (uses_max >= 1), "                                            \
+    "uses_left " INT " NOT NULL CHECK (uses_left >= 0 AND uses_left <= uses_max), "                \
+    "created " INT " NOT NULL, expires " INT " NOT NULL, revoked_at " INT END
+
+#define DEVICES(ID, INT, BLOB, END)                                                                \
+    "CREATE TABLE devices (" ID ", tenant_id " INT " NOT NULL REFERENCES tenants (id), "           \
+    "uid TEXT NOT NULL, state " INT " NOT NULL CHECK (state IN (1, 2)), "                          \
+    "created " INT " NOT NULL, updated " INT " NOT NULL, UNIQUE (tenant_id, uid)" END
+
+/* seq is given by the appender under the audit chain's lock, so it follows commit order. */
+#define FEED(ID, INT, BLOB, END)                                                                   \
+    "CREATE TABLE feed (seq " INT " PRIMARY KEY, "                                                 \
+    "tenant_id " INT " NOT NULL REFERENCES tenants (id), "                                         \
+    "event " INT " NOT NULL CHECK (event IN (1, 2, 3)), serial TEXT NOT NULL, "                    \
+    "issuer_fingerprint TEXT NOT NULL, device_uid TEXT NOT NULL, reason " INT " NOT NULL, "        \
+    "event_time " INT " NOT NULL" END
+
+#define V3_INDEXES                                                                                 \
+    "CREATE INDEX api_tokens_by_user ON api_tokens (user_id)",                                     \
+        "CREATE INDEX claim_codes_by_tenant ON claim_codes (tenant_id)",                           \
+        "CREATE INDEX feed_by_tenant ON feed (tenant_id, seq)"
+
+#define V3(ID, INT, BLOB, END)                                                                     \
+    USERS(ID, INT, BLOB, END), USERS_NAME, API_TOKENS(ID, INT, BLOB, END),                         \
+        CLAIM_CODES(ID, INT, BLOB, END), DEVICES(ID, INT, BLOB, END), FEED(ID, INT, BLOB, END),    \
+        V3_INDEXES
+
+static const char *const sqlite_v3[] = {V3(S_ID, S_INT, S_BLOB, S_END), NULL};
+static const char *const pg_v3[] = {V3(P_ID, P_INT, P_BLOB, P_END), NULL};
+
 typedef struct ts_migration {
     const char *const *steps[2]; /* by ts_sql_driver.dialect */
 } ts_migration;
@@ -110,6 +162,7 @@ typedef struct ts_migration {
 static const ts_migration migrations[] = {
     {{sqlite_v1, pg_v1}},
     {{sqlite_v2, pg_v2}},
+    {{sqlite_v3, pg_v3}},
 };
 
 #define LATEST ((int)(sizeof migrations / sizeof migrations[0]))

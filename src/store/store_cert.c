@@ -302,19 +302,26 @@ ts_err ts_store_cert_list(ts_store *store, const ts_cert_filter *filter, ts_cert
             return rv;
         }
     }
+    if (filter->after_id < 0) {
+        return ts_error_set(TS_ERR_INVALID, "a certificate cursor must not be negative");
+    }
     int64_t limit =
         filter->limit == 0 || filter->limit > INT64_MAX ? INT64_MAX : (int64_t)filter->limit;
     /* One statement for every filter: a condition whose parameter is 0 or NULL is off. */
-    ts_sql_value p[] = {ts_sql_int(filter->tenant_id), ts_sql_int(filter->state),
-                        ts_sql_text(filter->device_uid), ts_sql_int(filter->expiring_before),
-                        ts_sql_int(limit)};
+    ts_sql_value p[] = {ts_sql_int(filter->tenant_id),
+                        ts_sql_int(filter->state),
+                        ts_sql_text(filter->device_uid),
+                        ts_sql_int(filter->expiring_before),
+                        ts_sql_int(limit),
+                        ts_sql_int(filter->after_id)};
     return cert_fetch_list(store,
                            CERT_COLUMNS CERT_FROM " WHERE ($1 = 0 OR c.tenant_id = $1) "
                                                   "AND ($2 = 0 OR c.state = $2) "
                                                   "AND ($3 IS NULL OR c.device_uid = $3) "
                                                   "AND ($4 = 0 OR c.not_after < $4) "
+                                                  "AND c.id > $6 "
                                                   "ORDER BY c.id LIMIT $5",
-                           p, 5, rows, count);
+                           p, 6, rows, count);
 }
 
 ts_err ts_store_revoked_list(ts_store *store, int64_t issuer_ca_id, time_t now, ts_cert_row **rows,

@@ -152,6 +152,12 @@ ts_err ts_array_reserve(void **array, size_t elem, size_t *cap, size_t need);
  */
 ts_err ts_store_audit_append_trusted(ts_store *store, const char *actor, const char *action,
                                      const char *object, const char *details_json);
+/*
+ * Takes the audit chain's lock in the open transaction, as the transaction's first append would
+ * (a no-op when it already holds it): writers that need commit order among themselves, such as
+ * the revocation feed's seq, take it before they read what they number from.
+ */
+ts_err ts_audit_lock(ts_store *s);
 /* Writes the chain head a transaction's appends moved (before its commit); TS_OK when none. */
 ts_err ts_audit_flush_head(ts_store *s);
 

@@ -312,12 +312,18 @@ static ts_err sqlite_open(const char *url, void **out)
     if (path[0] == '\0') {
         return ts_error_set(TS_ERR_INVALID, "\"%s\" names no database file", url);
     }
-    /* Create the file ourselves so that it (and SQLite's -wal and -shm beside it) is 0600. */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return ts_error_set(TS_ERR_IO, "cannot open the database %s: %s", path, strerror(errno));
+    /*
+     * Create a missing file ourselves so that it (and SQLite's -wal and -shm beside it) is 0600.
+     * Only a missing one: closing any descriptor of a file drops every POSIX lock this process
+     * holds on it, so opening and closing an existing database would silently release the locks
+     * of this process's other connections (and let another process delete the live WAL).
+     */
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+    } else if (errno != EEXIST) {
+        return ts_error_set(TS_ERR_IO, "cannot create the database %s: %s", path, strerror(errno));
     }
-    close(fd);
     d = OPENSSL_zalloc(sizeof *d);
     if (d == NULL) {
         return ts_error_set(TS_ERR_NOMEM, "no memory for a database connection");
