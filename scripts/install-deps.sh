@@ -10,6 +10,7 @@ packages=(
     libcmocka-dev
     libjansson-dev libsqlite3-dev sqlite3 libpq-dev postgresql
     libevent-dev libcurl4-openssl-dev curl
+    protobuf-c-compiler libprotobuf-c-dev
     python3 python3-cryptography
     clang clang-format libclang-rt-14-dev
     procps

@@ -23,7 +23,7 @@ typedef struct ts_service_config {
     const char *listen;         /* HTTPS "HOST:PORT"; NULL: "127.0.0.1:8443"; port 0: any free */
     const char *http_listen;    /* plain HTTP for CRL and OCSP, "HOST:PORT"; NULL: none */
     const char *db_url;         /* NULL: the instance's own */
-    unsigned threads;           /* worker threads; 0: one per online CPU */
+    unsigned threads;           /* worker threads; 0: four per online CPU, at most 32 */
     size_t max_header_bytes;    /* 0: 8 KiB */
     size_t max_body_bytes;      /* 0: 256 KiB */
     unsigned idle_timeout_s;    /* a keep-alive connection with no request; 0: 30 */

@@ -41,7 +41,7 @@ static const struct {
     {"cert renew", "--serial"},   {"cert rekey", "--serial"},   {"claim revoke", "--id"},
     {"device show", "--uid"},     {"device register", "--uid"}, {"device disable", "--uid"},
     {"device enable", "--uid"},   {"user create", "--name"},    {"user disable", "--name"},
-    {"user enable", "--name"},    {"token revoke", "--id"},
+    {"user enable", "--name"},    {"token revoke", "--id"},     {"job show", "--id"},
 };
 
 const char *cli_instance_dir(const cli_args *args)

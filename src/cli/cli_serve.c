@@ -19,7 +19,7 @@ const cli_opt cli_serve_opts[] = {
      .value = "HOST:PORT",
      .help = "also serve CRLs and OCSP over plain HTTP here"},
     {.name = "db", .value = "URL", .help = "another database than the instance's own"},
-    {.name = "threads", .value = "N", .help = "worker threads (default: one per CPU)"},
+    {.name = "threads", .value = "N", .help = "worker threads (default: four per CPU, at most 32)"},
     {.name = "max-header", .value = "BYTES", .help = "largest request head (default 8192)"},
     {.name = "max-body", .value = "BYTES", .help = "largest request body (default 262144)"},
     {.name = "idle-timeout", .value = "SECONDS", .help = "keep-alive without a request (30)"},

@@ -9,6 +9,8 @@
 
 #include "cli/cli_instance.h"
 #include "cli/cli_internal.h"
+#include "cli/cli_job.h"
+#include "cli/cli_rtp.h"
 
 static const cli_opt demo_opts[] = {
     {.name = "soft", .help = "use a soft: store even when SoftHSM2 is installed"},
@@ -51,6 +53,9 @@ static const cli_command top_commands[] = {
      .opts = cli_ocsp_opts,
      .run = cli_ocsp_run,
      .help = cli_instance_help},
+    {.name = "rtp",
+     .summary = "Offline provisioning: bundles, rtp server",
+     .subs = cli_rtp_commands},
     {.name = "batch",
      .summary = "Provision a batch of devices: keys, certificates, manifest",
      .opts = cli_batch_opts,
@@ -64,6 +69,7 @@ static const cli_command top_commands[] = {
      .summary = "Claim codes for zero-touch enrollment: create, list, revoke",
      .subs = cli_claim_commands,
      .help = cli_instance_help},
+    {.name = "job", .summary = "Provisioning jobs for device agents", .subs = cli_job_commands},
     {.name = "serve", .summary = "Run the service", .opts = cli_serve_opts, .run = cli_serve_run},
     {.name = "device",
      .summary = "The device registry: list, show, register, disable, enable",

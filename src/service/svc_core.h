@@ -23,7 +23,6 @@
 
 enum {
     SVC_HOST_MAX = 256,
-    SVC_TICKET_KEYS_LEN = 80, /* SSL_CTX_set_tlsext_ticket_keys: name, HMAC and AES keys */
 };
 
 /* A connection the worker tracks, for the request-time limit and graceful shutdown. */
@@ -77,7 +76,6 @@ struct svc_server {
     int *https_fds, *http_fds; /* one listening socket per worker (SO_REUSEPORT) */
     svc_worker *workers;
     unsigned nworkers;
-    uint8_t ticket_keys[SVC_TICKET_KEYS_LEN];
 
     struct event_base *base; /* the main thread's loop: signals and the stop pipe */
     int stop_pipe[2];

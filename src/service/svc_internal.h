@@ -38,6 +38,8 @@ enum {
     SVC_PAGE_DEFAULT = 100, /* list routes: rows per page without ?limit */
     SVC_PAGE_MAX = 1000,    /* list routes: the largest ?limit */
     SVC_WORKERS_MAX = 64,
+    SVC_WORKERS_PER_CPU = 4,      /* default worker threads per online CPU */
+    SVC_WORKERS_DEFAULT_MAX = 32, /* and at most this many by default */
 };
 
 typedef struct svc_server svc_server;
@@ -58,6 +60,8 @@ typedef enum svc_auth {
 #define SVC_ROUTE_PLAIN_HTTP  (1U << 0) /* also served on the plain-HTTP listener */
 #define SVC_ROUTE_BODY        (1U << 1) /* takes a request body (POST, PUT, PATCH) */
 #define SVC_ROUTE_DEVICE_SELF (1U << 2) /* a device principal must match the {uid} parameter */
+/* SVC_AUTH_CLIENT without {tenant}: the tenant is the client certificate's (any tenant). */
+#define SVC_ROUTE_CLIENT_TENANT (1U << 3)
 
 typedef void (*svc_handler)(svc_request *r);
 
@@ -91,6 +95,7 @@ extern const svc_route svc_health_routes[];     /* svc_health.c: /healthz /ready
 extern const svc_route svc_est_routes[];        /* svc_est.c: /.well-known/est/... */
 extern const svc_route svc_revocation_routes[]; /* svc_revocation.c: /crl, /ocsp, feed */
 extern const svc_route svc_api_routes[];        /* svc_api*.c: the rest of /api/v1 */
+extern const svc_route svc_session_routes[];    /* svc_session_api.c: sessions, jobs */
 extern const svc_route svc_openapi_routes[];    /* svc_openapi.c: /api/v1/openapi.json */
 
 /* Every route table in dispatch order, NULL-terminated. */

@@ -20,8 +20,8 @@
 enum { SVC_ALLOW_MAX = 64, SVC_ACTOR_MAX = 160 };
 
 const svc_route *const svc_route_tables[] = {
-    svc_health_routes, svc_est_routes,     svc_revocation_routes,
-    svc_api_routes,    svc_openapi_routes, NULL,
+    svc_health_routes,  svc_est_routes, svc_revocation_routes, svc_api_routes, svc_session_routes,
+    svc_openapi_routes, NULL,
 };
 
 size_t svc_route_count(void)
@@ -291,8 +291,10 @@ static int auth_client(svc_request *r)
     }
     const char *tenant = svc_param(r, "tenant");
     if (tenant == NULL) {
-        /* Routes without {tenant} belong to the default tenant. */
-        tenant = TS_DEFAULT_TENANT;
+        /* Routes without {tenant} belong to the default tenant (EST's default label), unless
+         * the route serves every tenant's devices. */
+        tenant = (r->route->flags & SVC_ROUTE_CLIENT_TENANT) != 0 ? r->client_tenant.name
+                                                                  : TS_DEFAULT_TENANT;
     }
     if (!load_tenant(r, tenant)) {
         return 0;

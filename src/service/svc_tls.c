@@ -31,7 +31,10 @@
 #define SVC_TLS12_ECDSA "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
 #define SVC_TLS12_RSA   "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"
 
-enum { SVC_TLS_CHAIN_MAX = 8 };
+enum {
+    SVC_TLS_CHAIN_MAX = 8,
+    SVC_TLS_SESSION_CACHE = 4096, /* resumable sessions kept per worker */
+};
 
 /* What the trust store was built from: the SHA-256 over every CA certificate, in order. */
 typedef struct svc_tls_state {
@@ -210,10 +213,15 @@ ts_err svc_tls_ctx_new(ts_ca *ca, SSL_CTX **out)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    /* One TLS 1.3 session ticket, not OpenSSL's two: each is a copy of the session with the
-     * client's certificate, made and encrypted in every full handshake, and a client resumes
-     * with one. */
+    /*
+     * Stateful resumption (a bounded cache per worker), one TLS 1.3 ticket. A stateless ticket is
+     * the whole session, client certificate included, encoded, decoded again and encrypted in
+     * every full handshake; OpenSSL 3.0 decodes a certificate's key through a decoder chain it
+     * builds anew each time, which made ticket sealing the largest single cost of a handshake.
+     */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_sess_set_cache_size(ctx, SVC_TLS_SESSION_CACHE);
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_cipher_list(ctx, rsa ? SVC_TLS12_ECDSA ":" SVC_TLS12_RSA : SVC_TLS12_ECDSA) !=
             1 ||

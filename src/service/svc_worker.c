@@ -487,10 +487,6 @@ ts_err svc_worker_init(svc_server *server, unsigned index, svc_worker *w)
         return rv;
     }
     w->tls_checked_ns = svc_now_ns();
-    if (SSL_CTX_set_tlsext_ticket_keys(w->ssl_ctx, server->ticket_keys,
-                                       sizeof server->ticket_keys) != 1) {
-        return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot set the session-ticket keys");
-    }
     SSL_CTX_set_info_callback(w->ssl_ctx, tls_info);
     w->base = event_base_new();
     if (w->base == NULL) {

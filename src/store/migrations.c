@@ -154,6 +154,34 @@ static const char *const pg_v2[] = {V2(P_ID, P_INT, P_BLOB, P_END), NULL};
 static const char *const sqlite_v3[] = {V3(S_ID, S_INT, S_BLOB, S_END), NULL};
 static const char *const pg_v3[] = {V3(P_ID, P_INT, P_BLOB, P_END), NULL};
 
+/* --- Version 4: provisioning jobs and device status reports (docs/protocol.md) --------------- */
+
+/* state: 1 pending, 2 done, 3 failed (ts_job_state). */
+#define JOBS(ID, INT, BLOB, END)                                                                   \
+    "CREATE TABLE jobs (" ID ", tenant_id " INT " NOT NULL REFERENCES tenants (id), "              \
+    "device_uid TEXT NOT NULL, kind " INT " NOT NULL CHECK (kind IN (1, 2, 3, 4)), "               \
+    "state " INT " NOT NULL CHECK (state IN (1, 2, 3)), actor TEXT NOT NULL, "                     \
+    "created " INT " NOT NULL, updated " INT " NOT NULL" END
+
+#define JOB_REQUESTS(ID, INT, BLOB, END)                                                           \
+    "CREATE TABLE job_requests (" ID ", job_id " INT " NOT NULL REFERENCES jobs (id), "            \
+    "seq " INT " NOT NULL, endpoint " INT " NOT NULL, operation " INT " NOT NULL, "                \
+    "label TEXT NOT NULL, data " BLOB ", state " INT " NOT NULL CHECK (state IN (1, 2, 3)), "      \
+    "error_code TEXT NOT NULL, error_message TEXT NOT NULL, payload " BLOB ", "                    \
+    "sent " INT " NOT NULL, answered " INT " NOT NULL, UNIQUE (job_id, seq)" END
+
+#define DEVICE_STATUS(ID, INT, BLOB, END)                                                          \
+    "CREATE TABLE device_status (tenant_id " INT " NOT NULL REFERENCES tenants (id), "             \
+    "device_uid TEXT NOT NULL, report TEXT NOT NULL, received " INT " NOT NULL, "                  \
+    "PRIMARY KEY (tenant_id, device_uid)" END
+
+#define V4(ID, INT, BLOB, END)                                                                     \
+    JOBS(ID, INT, BLOB, END), JOB_REQUESTS(ID, INT, BLOB, END), DEVICE_STATUS(ID, INT, BLOB, END), \
+        "CREATE INDEX jobs_by_device ON jobs (tenant_id, device_uid, state, id)"
+
+static const char *const sqlite_v4[] = {V4(S_ID, S_INT, S_BLOB, S_END), NULL};
+static const char *const pg_v4[] = {V4(P_ID, P_INT, P_BLOB, P_END), NULL};
+
 typedef struct ts_migration {
     const char *const *steps[2]; /* by ts_sql_driver.dialect */
 } ts_migration;
@@ -163,6 +191,7 @@ static const ts_migration migrations[] = {
     {{sqlite_v1, pg_v1}},
     {{sqlite_v2, pg_v2}},
     {{sqlite_v3, pg_v3}},
+    {{sqlite_v4, pg_v4}},
 };
 
 #define LATEST ((int)(sizeof migrations / sizeof migrations[0]))

@@ -93,6 +93,10 @@ EXPECTED = {
     ("GET", T + "/devices/{uid}"): rule("tenant", 200, ALL),
     ("POST", T + "/devices/{uid}/disable"): rule("tenant", 200, A_O),
     ("POST", T + "/devices/{uid}/enable"): rule("tenant", 200, A_O),
+    ("GET", T + "/devices/{uid}/status"): rule("tenant", 200, ALL),
+    ("GET", T + "/jobs"): rule("tenant", 200, A_O_U),
+    ("POST", T + "/jobs"): rule("tenant", 201, A_O),
+    ("GET", T + "/jobs/{id}"): rule("tenant", 200, A_O_U),
     ("GET", T + "/claims"): rule("tenant", 200, A_O),
     ("POST", T + "/claims"): rule("tenant", 201, A_O),
     ("DELETE", T + "/claims/{id}"): rule("tenant", 200, A_O),
@@ -119,6 +123,8 @@ EXPECTED = {
     ("POST", "/.well-known/est/{tenant}/simpleenroll"): rule("public", 401),
     ("POST", "/.well-known/est/{tenant}/simplereenroll"): rule("public", 401),
     ("POST", "/.well-known/est/{tenant}/serverkeygen"): rule("public", 401),
+    # Provisioning sessions take a device's TLS client certificate, which no caller here has.
+    ("POST", "/agent/v1/session"): rule("public", 401),
 }
 
 
@@ -365,6 +371,17 @@ def build_cell(w, method, pattern, side):
             rows = [x for x in r.doc["items"] if x["id"] == claim["id"]] if r.doc else []
             return "" if rows and rows[0]["revoked_at"] is None else "claim %d" % claim["id"]
         return Cell("%s/claims/%d" % (t, claim["id"]), unchanged=claim_same)
+    if key == ("GET", T + "/devices/{uid}/status"):
+        return Cell("%s/devices/%s/status" % (t, w.device_uid[side]))
+    if key == ("POST", T + "/jobs"):
+        return Cell(t + "/jobs", body={"device": w.fresh("jd"), "reenroll": True})
+    if key == ("GET", T + "/jobs/{id}"):
+        job = w.must(a("POST", t + "/jobs", {"device": w.fresh("jg"), "reenroll": True}), 201,
+                     "job")
+        return Cell("%s/jobs/%d" % (t, job["id"]))
+    if key == ("POST", "/agent/v1/session"):
+        # version = 1: a well-formed AgentMessage, refused for want of a client certificate.
+        return Cell("/agent/v1/session", raw=b"\x08\x01", ctype="application/x-protobuf")
     if key == ("GET", T + "/revocations"):
         return Cell(t + "/revocations?since=0")
     if key == ("GET", "/crl/{crl}"):

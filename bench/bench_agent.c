@@ -1,0 +1,265 @@
+/*
+ * bench_agent: how small the device side is. Three figures beside the targets of issue 5:
+ *   agent_stripped  bytes of build/bin/tessera-agent after `strip` of a copy (everything the
+ *                   executable holds: our code and the static libraries it links)
+ *   device_code     text + data (`size`) of the device libraries' objects: ts_agent,
+ *                   ts_keystore, ts_common (our own code; ts_proto, the generated protobuf
+ *                   code, printed apart); target <= 250 KB
+ *   peak_rss_soft   the largest peak resident set (wait4 ru_maxrss) of tessera-agent over
+ *                   init, claim inject and enroll against a `tessera serve` started here, on a
+ *                   soft: key store; peak_rss_pkcs11 the same on a SoftHSM2 token (skipped when
+ *                   TS_SOFTHSM_MODULE is not there); target <= 8 MB
+ * Printed, not enforced. docs/bench.md describes the output. Environment: TS_KEEP_TMP.
+ */
+#define _GNU_SOURCE
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* The header serves several benchmarks; this one uses only part of it. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "bench_serve.h"
+
+#define CODE_TARGET_KB 250.0
+#define RSS_TARGET_KB  (8.0 * 1024.0)
+
+/* Runs argv (argv[0] a path) with stderr into log; *maxrss_kb its peak RSS. Exit status or -1. */
+static int run_rss(char *const argv[], const char *log, char *out, size_t size, long *maxrss_kb)
+{
+    int fds[2];
+    struct rusage ru;
+    size_t used = 0;
+    int status = 0;
+    pid_t pid;
+
+    if (pipe(fds) != 0) {
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int err = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int in = open("/dev/null", O_RDONLY);
+        if (err < 0 || in < 0 || dup2(fds[1], 1) < 0 || dup2(err, 2) < 0 || dup2(in, 0) < 0) {
+            _exit(127);
+        }
+        close(fds[0]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    for (;;) {
+        char buf[4096];
+        ssize_t n = read(fds[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        for (ssize_t i = 0; out != NULL && i < n && used + 1 < size; i++) {
+            out[used++] = buf[i];
+        }
+    }
+    close(fds[0]);
+    if (out != NULL && size > 0) {
+        out[used] = '\0';
+    }
+    while (wait4(pid, &status, 0, &ru) < 0) {
+        if (errno != EINTR) {
+            return -1;
+        }
+    }
+    *maxrss_kb = ru.ru_maxrss; /* Linux: kilobytes */
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Sum of text and data of a static library's objects, from `size -t`'s (TOTALS) line. */
+static int lib_code(const char *lib, unsigned long *bytes)
+{
+    char cmd[BS_PATH + 64], line[512];
+    unsigned long text, data, bss;
+    FILE *p;
+    int found = 0;
+
+    snprintf(cmd, sizeof cmd, "size -t '%s' 2>/dev/null", lib);
+    p = popen(cmd, "r");
+    if (p == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof line, p) != NULL) {
+        if (strstr(line, "(TOTALS)") != NULL &&
+            sscanf(line, "%lu %lu %lu", &text, &data, &bss) == 3) {
+            *bytes = text + data;
+            found = 1;
+        }
+    }
+    return pclose(p) == 0 && found ? 0 : -1;
+}
+
+static int stripped_size(const bs_env *e, const char *agent, unsigned long *bytes)
+{
+    char copy[BS_PATH], cmd[3 * BS_PATH + 64];
+    struct stat st;
+
+    if (bs_path(copy, e->dir, "tessera-agent.stripped") != 0) {
+        return -1;
+    }
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && strip '%s'", agent, copy, copy);
+    if (system(cmd) != 0 || stat(copy, &st) != 0) {
+        return -1;
+    }
+    *bytes = (unsigned long)st.st_size;
+    return 0;
+}
+
+/* init, claim inject and enroll of a fresh device on key store ks; peak: each one's ru_maxrss. */
+static void peak_print(const char *tag, const long peak[3])
+{
+    long max = 0;
+    for (size_t i = 0; i < 3; i++) {
+        max = peak[i] > max ? peak[i] : max;
+    }
+    printf("peak_rss_%-6s %ld KB (init %ld, claim inject %ld, enroll %ld) (target <= %.0f KB: "
+           "%s)\n",
+           tag, max, peak[0], peak[1], peak[2], RSS_TARGET_KB,
+           (double)max <= RSS_TARGET_KB ? "met" : "MISSED");
+}
+
+/*
+ * A SoftHSM2 configuration of the benchmark's own and a token for the device; 0 when made, 1
+ * when SoftHSM2 is not installed (the figure is skipped), -1 on failure.
+ */
+static int softhsm_token(const bs_env *e, char *ks, size_t size)
+{
+    const char *module = getenv("TS_SOFTHSM_MODULE");
+    char conf[BS_PATH], tokens[BS_PATH];
+    char *init[] = {"keystore", "init", "--keystore", ks, "--so-pin", "bench-so-1234", NULL};
+    FILE *f;
+
+    if (module == NULL || access(module, R_OK) != 0) {
+        return 1;
+    }
+    if (bs_path(conf, e->dir, "softhsm2.conf") != 0 || bs_path(tokens, e->dir, "tokens") != 0 ||
+        mkdir(tokens, 0700) != 0) {
+        return -1;
+    }
+    f = fopen(conf, "w");
+    if (f == NULL ||
+        fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens) < 0 ||
+        fclose(f) != 0 || setenv("SOFTHSM2_CONF", conf, 1) != 0) {
+        return -1;
+    }
+    snprintf(ks, size, "pkcs11:token=bench-device?module-path=%s&pin-value=bench-4321", module);
+    return bs_tessera(e, init, NULL, 0) == 0 ? 0 : -1;
+}
+
+static int agent_flow(const bs_env *e, const bs_server *s, const char *agent, const char *tag,
+                      char *ks, long peak[3])
+{
+    char state[BS_PATH], code[BS_PATH], log[BS_PATH], out[BS_OUT], name[64];
+    char *claim[] = {"claim", "create", "--dir", (char *)e->inst, NULL};
+    char *init[] = {(char *)agent, "init", "--keystore", ks, "--state", state, NULL};
+    char *inject[] = {(char *)agent, "claim", "inject", code, "--keystore", ks,
+                      "--state",     state,   NULL};
+    char *enroll[] = {(char *)agent, "enroll",        "--keystore", ks,
+                      "--state",     state,           "--server",   (char *)s->https,
+                      "--trust",     (char *)e->root, NULL};
+    char *last;
+    FILE *f;
+
+    snprintf(name, sizeof name, "agent-state-%s", tag);
+    if (bs_path(state, e->dir, name) != 0 || bs_path(code, e->dir, "claim.code") != 0 ||
+        bs_path(log, e->dir, "agent.log") != 0 || bs_tessera(e, claim, out, sizeof out) != 0) {
+        return -1;
+    }
+    /* The claim code is the last line tessera claim create prints. */
+    while (strlen(out) > 0 && out[strlen(out) - 1] == '\n') {
+        out[strlen(out) - 1] = '\0';
+    }
+    last = strrchr(out, '\n');
+    f = fopen(code, "w");
+    if (f == NULL || fprintf(f, "%s\n", last != NULL ? last + 1 : out) < 0 || fclose(f) != 0) {
+        return -1;
+    }
+    if (run_rss(init, log, NULL, 0, &peak[0]) != 0 ||
+        run_rss(inject, log, NULL, 0, &peak[1]) != 0 ||
+        run_rss(enroll, log, NULL, 0, &peak[2]) != 0) {
+        fprintf(stderr, "bench: tessera-agent failed; see %s\n", log);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const libs[] = {"ts_agent", "ts_keystore", "ts_common"};
+    char agent[BS_PATH], lib[BS_PATH + 64], ks[BS_PATH + 128];
+    char *ksinit[] = {"keystore", "init", "--keystore", ks, "--so-pin", "bench-so-1234", NULL};
+    unsigned long stripped = 0, code[3] = {0, 0, 0}, proto = 0, total = 0;
+    long soft[3] = {0, 0, 0}, p11[3] = {0, 0, 0};
+    int have_p11 = 0;
+    bs_env e;
+    bs_server s;
+    int rv = 1;
+
+    (void)argc;
+    if (bs_setup(&e, argv[0]) != 0) {
+        return 1;
+    }
+    if (bs_path(agent, e.bin, "tessera-agent") != 0 || access(agent, X_OK) != 0) {
+        fprintf(stderr, "bench: no %s: build the tessera-agent target first\n", agent);
+        goto done;
+    }
+    if (stripped_size(&e, agent, &stripped) != 0) {
+        fprintf(stderr, "bench: cannot strip a copy of %s\n", agent);
+        goto done;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(lib, sizeof lib, "%s/../lib/lib%s.a", e.bin, libs[i]);
+        if (lib_code(lib, &code[i]) != 0) {
+            fprintf(stderr, "bench: cannot measure %s with size\n", lib);
+            goto done;
+        }
+        total += code[i];
+    }
+    snprintf(lib, sizeof lib, "%s/../lib/libts_proto.a", e.bin);
+    if (lib_code(lib, &proto) != 0) {
+        proto = 0;
+    }
+    if (bs_serve_start(&e, 0, 0, &s) != 0) {
+        goto done;
+    }
+    snprintf(ks, sizeof ks, "soft:%s/device-ks?pin-value=bench-device-1234", e.dir);
+    rv = bs_tessera(&e, ksinit, NULL, 0) == 0 ? agent_flow(&e, &s, agent, "soft", ks, soft) : -1;
+    if (rv == 0) {
+        int t = softhsm_token(&e, ks, sizeof ks);
+        have_p11 = t == 0;
+        rv = t < 0 ? -1 : have_p11 ? agent_flow(&e, &s, agent, "pkcs11", ks, p11) : 0;
+    }
+    if (bs_serve_stop(&s) != 0) {
+        rv = 1;
+    }
+    if (rv != 0) {
+        rv = 1;
+        goto done;
+    }
+    printf("agent_stripped  %lu bytes (%.1f KB)\n", stripped, (double)stripped / 1024.0);
+    printf("device_code     %.1f KB text+data: ts_agent %.1f, ts_keystore %.1f, ts_common %.1f "
+           "(target <= %.0f KB: %s); generated ts_proto %.1f KB apart\n",
+           (double)total / 1024.0, (double)code[0] / 1024.0, (double)code[1] / 1024.0,
+           (double)code[2] / 1024.0, CODE_TARGET_KB,
+           (double)total / 1024.0 <= CODE_TARGET_KB ? "met" : "MISSED", (double)proto / 1024.0);
+    peak_print("soft", soft);
+    if (have_p11) {
+        peak_print("pkcs11", p11);
+    }
+done:
+    bs_teardown(&e);
+    return rv;
+}

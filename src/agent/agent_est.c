@@ -1,0 +1,412 @@
+/*
+ * Enrollment (RFC 7030 section 4.2.1, simpleenroll) and re-enrollment (section 4.2.2,
+ * simplereenroll) of the device identity, and the identity's status.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+
+#include "agent/agent_internal.h"
+#include "common/error_internal.h"
+
+enum { URL_MAX = 2048, SERVER_MESSAGE_MAX = 300 };
+
+static ts_err est_url(const ts_agent_est_opts *opts, const char *op, char *url, size_t size)
+{
+    size_t n;
+
+    if (opts->server == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "no service URL: give --server https://HOST:PORT");
+    }
+    n = strlen(opts->server);
+    while (n > 0 && opts->server[n - 1] == '/') {
+        n--;
+    }
+    if (opts->tenant != NULL &&
+        (opts->tenant[0] == '\0' ||
+         strspn(opts->tenant, "abcdefghijklmnopqrstuvwxyz"
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(opts->tenant))) {
+        return ts_error_set(TS_ERR_INVALID, "tenant '%.64s' is not a valid name", opts->tenant);
+    }
+    /* RFC 7030 section 3.2.2: one optional label between /.well-known/est and the operation. */
+    int w = snprintf(url, size, "%.*s/.well-known/est/%s%s%s", (int)n, opts->server,
+                     opts->tenant != NULL ? opts->tenant : "", opts->tenant != NULL ? "/" : "", op);
+    if (w < 0 || (size_t)w >= size) {
+        return ts_error_set(TS_ERR_INVALID, "the service URL is too long");
+    }
+    return TS_OK;
+}
+
+/* The service's text/plain refusal (RFC 7030 section 4.2.3), made safe to print. */
+static void server_message(const agent_http_resp *resp, char *out, size_t size)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < resp->len && j + 1 < size; i++) {
+        unsigned char c = resp->body[i];
+        if (c == '\n' || c == '\r' || c == '\t') {
+            c = ' ';
+        }
+        if (c >= 0x20 && c < 0x7f) {
+            out[j++] = (char)c;
+        }
+    }
+    while (j > 0 && out[j - 1] == ' ') {
+        j--;
+    }
+    out[j] = '\0';
+}
+
+static ts_err refusal(long status, const agent_http_resp *resp, const char *op)
+{
+    char msg[SERVER_MESSAGE_MAX];
+    ts_err code = TS_ERR_BACKEND;
+
+    server_message(resp, msg, sizeof msg);
+    switch (status) {
+    case 401:
+        code = TS_ERR_AUTH;
+        break;
+    case 403:
+        code = TS_ERR_DENIED;
+        break;
+    case 400:
+    case 404:
+        code = TS_ERR_POLICY;
+        break;
+    case 429:
+        code = TS_ERR_LIMIT;
+        break;
+    default:
+        break;
+    }
+    return ts_error_set(code, "%s refused by the service (HTTP %ld)%s%s", op, status,
+                        msg[0] != '\0' ? ": " : "", msg);
+}
+
+typedef struct est_exchange {
+    const char *op;        /* "simpleenroll" or "simplereenroll" */
+    const char *key_label; /* the key to certify */
+    const X509_NAME *subject;
+    X509 *san_from;
+    const char *uid;               /* the CN the new certificate must carry, or NULL */
+    const X509_NAME *keep_subject; /* the subject it must carry, or NULL */
+    X509 *client_cert;             /* mutual TLS, or NULL */
+    STACK_OF(X509) * client_chain;
+    const char *client_key_label;
+    const char *password;
+} est_exchange;
+
+/*
+ * The CA certificates (RFC 7030 section 4.1): the reply to an enrollment carries only the new
+ * certificate, so the issuing CA comes from here. They serve only as intermediates: the chain
+ * must still end at a root of the trust file.
+ */
+static ts_err fetch_cacerts(const ts_agent_est_opts *opts, X509_STORE *roots,
+                            STACK_OF(X509) * *cacerts)
+{
+    char url[URL_MAX];
+    agent_http_req req;
+    agent_http_resp resp = {0};
+    ts_err rv = est_url(opts, "cacerts", url, sizeof url);
+
+    *cacerts = NULL;
+    if (rv != TS_OK) {
+        return rv;
+    }
+    memset(&req, 0, sizeof req);
+    req.url = url;
+    req.roots = roots;
+    req.timeout = opts->timeout;
+    rv = agent_http_request(&req, &resp);
+    if (rv == TS_OK && resp.status != 200) {
+        rv = refusal(resp.status, &resp, "cacerts");
+    }
+    if (rv == TS_OK) {
+        rv = agent_est_certs_decode(resp.body, resp.len, cacerts);
+        if (rv != TS_OK) {
+            rv = ts_error_prefix(rv, "cacerts");
+        }
+    }
+    agent_http_resp_clear(&resp);
+    return rv;
+}
+
+/* One EST exchange; the new certificate is checked and committed. */
+static ts_err est_run(ts_agent *agent, const ts_agent_est_opts *opts, const est_exchange *x,
+                      uint64_t *generation)
+{
+    char url[URL_MAX];
+    X509_STORE *roots = NULL;
+    EVP_PKEY *pub = NULL, *client_key = NULL;
+    STACK_OF(X509) *certs = NULL, *chain = NULL, *cacerts = NULL;
+    X509 *leaf = NULL;
+    char *csr = NULL;
+    agent_http_req req;
+    agent_http_resp resp = {0};
+    ts_err rv = est_url(opts, x->op, url, sizeof url);
+
+    if (rv == TS_OK) {
+        rv = agent_trust_load(opts->trust_file, &roots);
+    }
+    if (rv == TS_OK) {
+        rv = ts_keystore_public_key(agent->ks, x->key_label, &pub);
+    }
+    if (rv == TS_OK && x->client_cert != NULL) {
+        rv = ts_keystore_evp_pkey(agent->ks, x->client_key_label, &client_key);
+    }
+    if (rv == TS_OK) {
+        rv = agent_csr_make(agent->ks, x->key_label, x->subject, x->san_from, &csr);
+    }
+    if (rv == TS_OK) {
+        rv = fetch_cacerts(opts, roots, &cacerts);
+    }
+    if (rv != TS_OK) {
+        goto done;
+    }
+    memset(&req, 0, sizeof req);
+    req.url = url;
+    req.body = csr;
+    req.roots = roots;
+    req.client_cert = x->client_cert;
+    req.client_chain = x->client_chain;
+    req.client_key = client_key;
+    req.password = x->password;
+    req.timeout = opts->timeout;
+    rv = agent_http_request(&req, &resp);
+    if (rv != TS_OK) {
+        goto done;
+    }
+    if (resp.status != 200) {
+        rv = refusal(resp.status, &resp, x->op);
+        goto done;
+    }
+    rv = agent_est_certs_decode(resp.body, resp.len, &certs);
+    for (int i = 0; rv == TS_OK && i < sk_X509_num(cacerts); i++) {
+        if (sk_X509_push(certs, sk_X509_value(cacerts, i)) <= 0) {
+            rv = ts_error_set(TS_ERR_NOMEM, "out of memory");
+        } else if (X509_up_ref(sk_X509_value(cacerts, i)) != 1) {
+            (void)sk_X509_pop(certs);
+            rv = ts_error_set(TS_ERR_NOMEM, "out of memory");
+        }
+    }
+    if (rv == TS_OK) {
+        rv = agent_est_certs_accept(certs, pub, x->uid, x->keep_subject, roots, &leaf, &chain);
+    }
+    if (rv == TS_OK) {
+        rv = agent_identity_commit(agent->ks, x->key_label, leaf, chain, generation);
+    }
+done:
+    agent_http_resp_clear(&resp);
+    OPENSSL_free(csr);
+    X509_free(leaf);
+    sk_X509_pop_free(chain, X509_free);
+    sk_X509_pop_free(certs, X509_free);
+    sk_X509_pop_free(cacerts, X509_free);
+    EVP_PKEY_free(client_key);
+    EVP_PKEY_free(pub);
+    X509_STORE_free(roots);
+    return rv;
+}
+
+ts_err ts_agent_enroll(ts_agent *agent, const ts_agent_est_opts *opts)
+{
+    char uid[TS_AGENT_UID_MAX + 1];
+    X509_NAME *subject = NULL;
+    X509 *factory = NULL;
+    STACK_OF(X509) *factory_chain = NULL;
+    uint8_t *code = NULL;
+    size_t code_len = 0;
+    char *password = NULL;
+    uint64_t generation = 0;
+    est_exchange x;
+    ts_err rv = ts_agent_uid(agent, uid);
+
+    if (rv != TS_OK) {
+        return rv;
+    }
+    memset(&x, 0, sizeof x);
+    if (opts->factory_cert != NULL) {
+        rv = agent_pem_certs_load(opts->factory_cert, &factory, &factory_chain);
+        if (rv != TS_OK) {
+            return ts_error_prefix(rv, "factory certificate");
+        }
+    } else {
+        rv = ts_keystore_object_get(agent->ks, TS_AGENT_CLAIM_LABEL, &code, &code_len);
+        if (rv == TS_ERR_NOT_FOUND) {
+            return ts_error_set(TS_ERR_STATE, "no claim code is stored and no factory certificate "
+                                              "was given: inject a claim code first");
+        }
+        if (rv != TS_OK) {
+            return rv;
+        }
+        password = OPENSSL_zalloc(code_len + 1);
+        if (password == NULL) {
+            rv = ts_error_set(TS_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        memcpy(password, code, code_len);
+    }
+    subject = X509_NAME_new();
+    if (subject == NULL || X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
+                                                      (unsigned char *)uid, -1, -1, 0) != 1) {
+        rv = ts_error_set_openssl(TS_ERR_NOMEM, "cannot make the request's subject");
+        goto done;
+    }
+    x.op = "simpleenroll";
+    x.key_label = TS_AGENT_KEY_LABEL;
+    x.subject = subject;
+    x.uid = uid;
+    x.client_cert = factory;
+    x.client_chain = factory_chain;
+    x.client_key_label = opts->factory_key != NULL ? opts->factory_key : TS_AGENT_KEY_LABEL;
+    x.password = password;
+    rv = est_run(agent, opts, &x, &generation);
+    if (rv == TS_OK && password != NULL) {
+        /* The code has done its work; keeping the secret gains nothing. A failure here leaves
+         * only a spent code behind, so it is not an enrollment failure. */
+        if (ts_keystore_delete(agent->ks, TS_AGENT_CLAIM_LABEL) != TS_OK) {
+            ts_error_clear();
+        }
+    }
+done:
+    X509_NAME_free(subject);
+    X509_free(factory);
+    sk_X509_pop_free(factory_chain, X509_free);
+    OPENSSL_clear_free(code, code_len);
+    if (password != NULL) {
+        OPENSSL_clear_free(password, code_len + 1);
+    }
+    return rv;
+}
+
+ts_err ts_agent_reenroll(ts_agent *agent, const ts_agent_est_opts *opts, unsigned threshold_days,
+                         int force, int *renewed)
+{
+    agent_pointer cur;
+    X509 *cert = NULL;
+    STACK_OF(X509) *chain = NULL;
+    uint64_t generation = 0;
+    est_exchange x;
+    time_t due;
+    ts_err rv = agent_identity_load(agent->ks, &cur, &cert, &chain);
+
+    *renewed = 0;
+    if (rv == TS_ERR_NOT_FOUND) {
+        return ts_error_set(TS_ERR_STATE, "the device is not enrolled: run 'enroll' first");
+    }
+    if (rv != TS_OK) {
+        return rv;
+    }
+    if (threshold_days == 0) {
+        threshold_days = TS_AGENT_THRESHOLD_DEFAULT;
+    }
+    due = time(NULL) + (time_t)threshold_days * 86400;
+    if (!force && X509_cmp_time(X509_get0_notAfter(cert), &due) > 0) {
+        goto done; /* not due yet */
+    }
+    memset(&x, 0, sizeof x);
+    x.op = "simplereenroll";
+    x.key_label = cur.key;
+    x.subject = X509_get_subject_name(cert);
+    x.san_from = cert;
+    x.keep_subject = X509_get_subject_name(cert);
+    x.client_cert = cert;
+    x.client_chain = chain;
+    x.client_key_label = cur.key;
+    rv = est_run(agent, opts, &x, &generation);
+    *renewed = rv == TS_OK;
+done:
+    X509_free(cert);
+    sk_X509_pop_free(chain, X509_free);
+    return rv;
+}
+
+static time_t asn1_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (ASN1_TIME_to_tm(t, &tm) != 1) {
+        return 0;
+    }
+    return timegm(&tm);
+}
+
+ts_err ts_agent_status_get(ts_agent *agent, const char *trust_file, ts_agent_status *out)
+{
+    agent_pointer cur;
+    X509 *cert = NULL;
+    STACK_OF(X509) *chain = NULL;
+    X509_STORE *roots = NULL;
+    EVP_PKEY *pub = NULL;
+    char cn[TS_AGENT_UID_MAX + 1];
+    uint8_t *code = NULL;
+    size_t code_len = 0;
+    ts_err rv;
+
+    memset(out, 0, sizeof *out);
+    rv = ts_agent_uid(agent, out->uid);
+    if (rv != TS_OK) {
+        return rv;
+    }
+    rv = ts_keystore_object_get(agent->ks, TS_AGENT_CLAIM_LABEL, &code, &code_len);
+    OPENSSL_clear_free(code, code_len);
+    if (rv != TS_OK && rv != TS_ERR_NOT_FOUND) {
+        return rv;
+    }
+    out->claim_code = rv == TS_OK;
+    rv = agent_identity_load(agent->ks, &cur, &cert, &chain);
+    if (rv == TS_ERR_NOT_FOUND) {
+        ts_error_clear();
+        return TS_OK;
+    }
+    if (rv != TS_OK) {
+        goto done;
+    }
+    out->enrolled = 1;
+    out->generation = cur.generation;
+    memcpy(out->key, cur.key, sizeof out->key);
+    memcpy(out->cert, cur.cert, sizeof out->cert);
+    memcpy(out->chain, cur.chain, sizeof out->chain);
+    X509_NAME_oneline(X509_get_subject_name(cert), out->subject, sizeof out->subject);
+    X509_NAME_oneline(X509_get_issuer_name(cert), out->issuer, sizeof out->issuer);
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *serial = bn != NULL ? BN_bn2hex(bn) : NULL;
+    snprintf(out->serial, sizeof out->serial, "%s", serial != NULL ? serial : "?");
+    OPENSSL_free(serial);
+    BN_free(bn);
+    for (char *p = out->serial; *p != '\0'; p++) {
+        *p = (char)tolower((unsigned char)*p);
+    }
+    out->not_before = asn1_time(X509_get0_notBefore(cert));
+    out->not_after = asn1_time(X509_get0_notAfter(cert));
+    rv = ts_keystore_public_key(agent->ks, cur.key, &pub);
+    if (rv != TS_OK) {
+        rv = ts_error_prefix(TS_ERR_CORRUPT, "the identity key");
+        goto done;
+    }
+    if (EVP_PKEY_eq(X509_get0_pubkey(cert), pub) != 1) {
+        rv = ts_error_set(TS_ERR_CORRUPT, "the current certificate is not for key '%s'", cur.key);
+        goto done;
+    }
+    rv = agent_name_cn(X509_get_subject_name(cert), cn, sizeof cn);
+    if (rv != TS_OK || strcmp(cn, out->uid) != 0) {
+        rv = ts_error_set(TS_ERR_CORRUPT, "the current certificate does not name the device %s",
+                          out->uid);
+        goto done;
+    }
+    if (trust_file != NULL) {
+        rv = agent_trust_load(trust_file, &roots);
+        if (rv == TS_OK) {
+            rv = agent_cert_verify(cert, chain, roots, NULL);
+        }
+        out->chain_verified = rv == TS_OK;
+    }
+done:
+    EVP_PKEY_free(pub);
+    X509_STORE_free(roots);
+    X509_free(cert);
+    sk_X509_pop_free(chain, X509_free);
+    return rv;
+}

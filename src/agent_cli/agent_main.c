@@ -1,0 +1,186 @@
+/*
+ * tessera-agent: the device agent's command line. Options are parsed here, once, for every
+ * command; each command is a function in agent_cmd.c, picked from a table.
+ *
+ * Exit status: 0 success, 1 failure (the message says what failed and why), 2 usage.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_cli/agent_cli.h"
+
+static const char usage_text[] =
+    "usage: tessera-agent COMMAND --keystore URI --state DIR [options]\n"
+    "\n"
+    "commands:\n"
+    "  init [--uid UID]            make the identity key and print the device UID\n"
+    "  claim inject FILE           store the claim code read from FILE ('-': standard input)\n"
+    "  claim delete                remove the stored claim code\n"
+    "  enroll                      EST simpleenroll: by --factory-cert, else by the claim code\n"
+    "  reenroll [--force] [--threshold-days N]\n"
+    "                              EST simplereenroll with the current certificate when due\n"
+    "  status [--trust FILE]       show and check the current identity\n"
+    "  rtp HOST PORT               offline provisioning: take and import this device's bundles\n"
+    "  sync [--server URL] [--trust FILE]\n"
+    "                              a provisioning session: report, then run the service's "
+    "requests\n"
+    "\n"
+    "options:\n"
+    "  --keystore URI              the key store (soft:DIR or pkcs11:...)\n"
+    "  --state DIR                 the agent's state directory\n"
+    "  --server URL                the trust service, https://HOST:PORT\n"
+    "  --tenant NAME               the service's tenant (default: the service's default)\n"
+    "  --trust FILE                PEM root certificates the service must chain to\n"
+    "  --factory-cert FILE         PEM factory certificate (then its chain) for mutual TLS\n"
+    "  --factory-key LABEL         its key in the key store (default: identity)\n"
+    "  --timeout SECONDS           for one EST exchange (default 30)\n";
+
+int agent_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("tessera-agent: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n(tessera-agent --help for usage)\n", stderr);
+    return AGENT_EXIT_USAGE;
+}
+
+int agent_fail(void)
+{
+    fprintf(stderr, "tessera-agent: %s\n", ts_error_message());
+    return AGENT_EXIT_FAIL;
+}
+
+static int parse_number(const char *text, long min, long max, long *out, const char *what)
+{
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (text[0] == '\0' || *end != '\0' || v < min || v > max) {
+        return agent_usage("%s must be a number from %ld to %ld, not '%s'", what, min, max, text);
+    }
+    *out = v;
+    return AGENT_EXIT_OK;
+}
+
+static const agent_cmd commands[] = {
+    {"init", 0, agent_cmd_init},     {"claim", 1, agent_cmd_claim},
+    {"enroll", 0, agent_cmd_enroll}, {"reenroll", 0, agent_cmd_reenroll},
+    {"status", 0, agent_cmd_status}, {"rtp", 1, agent_cmd_rtp},
+    {"sync", 0, agent_cmd_sync},
+};
+
+int main(int argc, char **argv)
+{
+    enum {
+        O_KEYSTORE = 256,
+        O_STATE,
+        O_SERVER,
+        O_TENANT,
+        O_TRUST,
+        O_FCERT,
+        O_FKEY,
+        O_TIMEOUT,
+        O_FORCE,
+        O_THRESHOLD,
+        O_UID,
+        O_HELP
+    };
+    static const struct option longopts[] = {
+        {"keystore", required_argument, NULL, O_KEYSTORE},
+        {"state", required_argument, NULL, O_STATE},
+        {"server", required_argument, NULL, O_SERVER},
+        {"tenant", required_argument, NULL, O_TENANT},
+        {"trust", required_argument, NULL, O_TRUST},
+        {"factory-cert", required_argument, NULL, O_FCERT},
+        {"factory-key", required_argument, NULL, O_FKEY},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"force", no_argument, NULL, O_FORCE},
+        {"threshold-days", required_argument, NULL, O_THRESHOLD},
+        {"uid", required_argument, NULL, O_UID},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    agent_args a;
+    long v;
+    int c;
+
+    memset(&a, 0, sizeof a);
+    /* '+' would stop at the first operand; GNU permutation lets options follow the command. */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_KEYSTORE:
+            a.keystore = optarg;
+            break;
+        case O_STATE:
+            a.state = optarg;
+            break;
+        case O_SERVER:
+            a.est.server = optarg;
+            break;
+        case O_TENANT:
+            a.est.tenant = optarg;
+            break;
+        case O_TRUST:
+            a.est.trust_file = optarg;
+            break;
+        case O_FCERT:
+            a.est.factory_cert = optarg;
+            break;
+        case O_FKEY:
+            a.est.factory_key = optarg;
+            break;
+        case O_TIMEOUT:
+            if (parse_number(optarg, 1, 3600, &v, "--timeout") != AGENT_EXIT_OK) {
+                return AGENT_EXIT_USAGE;
+            }
+            a.est.timeout = v;
+            break;
+        case O_FORCE:
+            a.force = 1;
+            break;
+        case O_THRESHOLD:
+            if (parse_number(optarg, 1, 3650, &v, "--threshold-days") != AGENT_EXIT_OK) {
+                return AGENT_EXIT_USAGE;
+            }
+            a.threshold_days = (unsigned)v;
+            break;
+        case O_UID:
+            a.uid = optarg;
+            break;
+        case O_HELP:
+            fputs(usage_text, stdout);
+            return AGENT_EXIT_OK;
+        case ':':
+            return agent_usage("%s needs a value", argv[optind - 1]);
+        default:
+            return agent_usage("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage_text, stderr);
+        return AGENT_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[optind], commands[i].name) != 0) {
+            continue;
+        }
+        a.operands = (const char *const *)argv + optind + 1;
+        a.operand_count = (size_t)(argc - optind - 1);
+        if (a.keystore == NULL) {
+            return agent_usage("%s needs --keystore URI", commands[i].name);
+        }
+        if (a.state == NULL) {
+            return agent_usage("%s needs --state DIR", commands[i].name);
+        }
+        if (!commands[i].takes_operands && a.operand_count > 0) {
+            return agent_usage("%s takes no operand ('%s')", commands[i].name, a.operands[0]);
+        }
+        return commands[i].run(&a);
+    }
+    return agent_usage("unknown command '%s'", argv[optind]);
+}

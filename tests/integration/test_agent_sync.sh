@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Provisioning sessions end to end against a running `tessera serve`: a device (soft: key store)
+# enrolled by claim code, jobs queued by `tessera job create`, and `tessera-agent sync` carrying
+# them out: a configuration value lands in the datastore, an end-to-end encrypted key is imported,
+# a replayed import is refused and reported back, and a staged service URL that does not work is
+# dropped while the old one keeps working. docs/agent.md ("Sessions") describes it.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/serve.sh"
+
+BIN="${TS_BUILD_DIR:-build}/bin"
+AGENT="$BIN/tessera-agent"
+DS_TOOL="$BIN/ds_tool"
+SEAL="$BIN/sync_seal"
+DIR=$TS_TEST_TMP/ca
+WORK=$TS_TEST_TMP/work
+STATE=$TS_TEST_TMP/state
+mkdir -p "$WORK"
+export TESSERA_DIR=$DIR
+for b in "$AGENT" "$DS_TOOL" "$SEAL"; do
+    [ -x "$b" ] || fail "no $b: build it first"
+done
+
+serve_init "$DIR"
+serve_start "$DIR" || fail "tessera serve did not start"
+ROOT=$DIR/root.pem
+KS="soft:$TS_TEST_TMP/ks?pin-value=1234"
+run_ok "a device key store" "$TESSERA" keystore init --keystore "$KS"
+
+agent() {
+    local cmd=$1
+    shift
+    "$AGENT" "$cmd" --keystore "$KS" --state "$STATE" "$@"
+}
+sync_ok() {
+    run_ok "$1" agent sync --server "$SERVE_URL" --trust "$ROOT"
+}
+# job_create ARGS...: queues a job and sets JOB to its id.
+job_create() {
+    run_ok "job create $*" "$TESSERA" job create --device "$UID_" "$@"
+    JOB=$(grep -Eo '[0-9]+' <<<"$OUT" | head -n1)
+    [ -n "$JOB" ] || fail "job create printed no id: $OUT"
+}
+job_show() {
+    run_ok "job show $1" "$TESSERA" job show --id "$1"
+}
+
+# --- the device: identity, claim code, enrollment, the tenant's provisioning key ------------------
+run_ok "init" agent init
+UID_=$OUT
+CODE=$("$TESSERA" claim create | tail -n1)
+printf '%s\n' "$CODE" >"$WORK/code"
+run_ok "claim inject" agent claim inject "$WORK/code"
+expect_status 1 "sync before enrollment is refused" agent sync --server "$SERVE_URL" --trust "$ROOT"
+assert_match "$ERR" 'not enrolled' "...saying so"
+run_ok "enroll by claim code" agent enroll --server "$SERVE_URL" --trust "$ROOT"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/prov.key" 2>/dev/null
+run_ok "the provisioning key, installed as in the factory" \
+    "$SEAL" install --keystore "$KS" --sender-key "$WORK/prov.key"
+
+# --- usage and refusals ----------------------------------------------------------------------------
+expect_status 2 "sync with an operand: usage" agent sync extra
+expect_status 1 "sync with no service URL anywhere" agent sync
+assert_match "$ERR" 'no service URL' "...saying what is missing"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/other.key" \
+    -subj /CN=Other -days 1 -out "$WORK/other.pem" 2>/dev/null
+expect_status 1 "sync with a wrong --trust" agent sync --server "$SERVE_URL" --trust "$WORK/other.pem"
+assert_match "$ERR" 'not trusted' "...the service is not trusted"
+
+# --- nothing queued: a report only ----------------------------------------------------------------
+sync_ok "sync with nothing queued"
+assert_match "$OUT" 'session done: 1 messages, 0 requests' "one exchange, no requests"
+
+# --- a configuration value -------------------------------------------------------------------------
+job_create --set mqtt.host=broker.example
+SET_JOB=$JOB
+sync_ok "sync carries out the set job"
+assert_match "$OUT" 'requests, 0 refused' "nothing refused"
+run_ok "the value is in the datastore" "$DS_TOOL" get "$KS" "$STATE" mqtt.host
+assert_eq "$OUT" "broker.example" "mqtt.host = broker.example"
+job_show "$SET_JOB"
+assert_match "$OUT" 'state: +done' "the job is done"
+assert_no_match "$OUT" 'failed' "...and nothing failed"
+
+# --- an end-to-end encrypted import, then the same blob again ---------------------------------------
+run_ok "seal a key for this device" "$SEAL" seal --keystore "$KS" --sender-key "$WORK/prov.key" \
+    --counter 1 --label telemetry.key --out "$WORK/blob1"
+job_create --import "$WORK/blob1" --label telemetry.key
+IMPORT_JOB=$JOB
+sync_ok "sync imports the key"
+run_ok "the key is in the key store" "$TESSERA" keystore list --keystore "$KS"
+assert_match "$OUT" 'telemetry.key' "telemetry.key listed"
+job_show "$IMPORT_JOB"
+assert_match "$OUT" 'state: +done' "the import job is done"
+
+job_create --import "$WORK/blob1" --label telemetry.key
+REPLAY_JOB=$JOB
+sync_ok "sync with a replayed import (the session itself succeeds)"
+assert_match "$OUT" '1 refused' "the replay is refused"
+job_show "$REPLAY_JOB"
+assert_match "$OUT" 'state: +failed' "the replayed job failed"
+assert_match "$OUT" 'replay' "...reported as a replay"
+
+# --- a staged service URL that does not work is dropped; the old one stays -------------------------
+job_create --set server.url=https://127.0.0.1:1
+sync_ok "sync stages the new URL"
+run_ok "the current URL is unchanged" "$DS_TOOL" get "$KS" "$STATE" staged.server.url
+assert_eq "$OUT" "https://127.0.0.1:1" "the new URL is staged"
+sync_ok "sync tries the staged URL, falls back"
+assert_match "$ERR" 'dropped' "...and says the staged values were dropped"
+expect_status 1 "the staged URL is gone" "$DS_TOOL" get "$KS" "$STATE" staged.server.url
+
+
+# --- a staged service URL that works becomes current; then the datastore alone is enough ----------
+job_create --set "server.url=$SERVE_URL/"
+sync_ok "sync stages a working URL"
+run_ok "sync with the staged URL" agent sync --trust "$ROOT"
+assert_match "$OUT" 'now current' "the staged URL is made current"
+run_ok "server.url in the datastore" "$DS_TOOL" get "$KS" "$STATE" server.url
+assert_eq "$OUT" "$SERVE_URL/" "server.url is the new URL"
+job_create --rotate-trust "$ROOT"
+run_ok "sync from the datastore alone stages the rotated roots" agent sync
+run_ok "sync with the staged roots" agent sync
+assert_match "$OUT" 'now current' "the staged roots are made current"
+run_ok "sync with nothing on the command line" agent sync
+assert_match "$OUT" 'session done' "the datastore's URL and roots work"
+
+# --- a re-enrollment the service asks for ---------------------------------------------------------
+job_create --reenroll
+REENROLL_JOB=$JOB
+run_ok "sync re-enrolls" agent sync
+job_show "$REENROLL_JOB"
+assert_match "$OUT" 'state: +done' "the re-enrollment job is done"
+run_ok "status after the re-enrollment" agent status --trust "$ROOT"
+assert_match "$OUT" 'generation: 2' "a new identity generation"
+assert_match "$OUT" 'trust: *verified' "...that verifies"
+run_ok "a session with the new identity" agent sync
+
+# --- the service keeps the last status report --------------------------------------------------
+run_ok "the device's status report" curl -sf --cacert "$ROOT" \
+    -H "Authorization: Bearer $ADMIN_TOKEN" "$SERVE_URL/api/v1/tenants/default/devices/$UID_/status"
+assert_match "$OUT" "\"uid\": *\"$UID_\"" "the report names the device"
+assert_match "$OUT" 'telemetry.key' "...lists the imported key"
+assert_match "$OUT" 'dropped' "...and the last errors include the dropped staged URL"
+
+finish

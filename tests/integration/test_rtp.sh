@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Offline provisioning end to end (docs/rtp.md): two devices with soft: key stores set up by
+# tessera-agent init, bundles exported from a manifest, `tessera rtp serve` on loopback and
+# `tessera-agent rtp`; the keys land in the key stores, the receipts verify with openssl, and a
+# foreign, a replayed and a tampered bundle are refused, by the device and in its receipt.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/serve.sh"
+
+AGENT="${TS_BUILD_DIR:-build}/bin/tessera-agent"
+DIR=$TS_TEST_TMP/ca
+RTP=$TS_TEST_TMP/rtp
+W=$TS_TEST_TMP/work
+mkdir -p "$W"
+export TESSERA_DIR=$DIR
+[ -x "$AGENT" ] || fail "no $AGENT: build the tessera-agent target"
+
+serve_init "$DIR"
+
+# Two devices, each with its own soft: key store and agent state.
+KS_A="soft:$W/ks-a?pin-value=1111"
+KS_B="soft:$W/ks-b?pin-value=2222"
+run_ok "device A's key store" "$TESSERA" keystore init --keystore "$KS_A" --so-pin unused-1
+run_ok "device B's key store" "$TESSERA" keystore init --keystore "$KS_B" --so-pin unused-2
+run_ok "agent init on A" "$AGENT" init --keystore "$KS_A" --state "$W/state-a"
+UID_A=$OUT
+run_ok "agent init on B" "$AGENT" init --keystore "$KS_B" --state "$W/state-b"
+UID_B=$OUT
+printf '{"uid":"%s","keystore":"%s"}\n{"uid":"%s","keystore":"%s"}\n' \
+    "$UID_A" "$KS_A" "$UID_B" "$KS_B" >"$W/manifest.jsonl"
+
+openssl ecparam -name prime256v1 -genkey -noout -out "$W/wifi.pem" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out "$W/vpn.pem" 2>/dev/null
+
+# --- export --------------------------------------------------------------------------------------
+expect_status 2 "export needs --device or --manifest" "$TESSERA" rtp export --out "$RTP" \
+    --object wifi="$W/wifi.pem"
+expect_status 2 "export: --object without =" "$TESSERA" rtp export --manifest "$W/manifest.jsonl" \
+    --out "$RTP" --object wifi
+run_ok "export from the manifest" "$TESSERA" rtp export --manifest "$W/manifest.jsonl" \
+    --out "$RTP" --object wifi="$W/wifi.pem" --object vpn="$W/vpn.pem"
+assert_match "$OUT" "device $UID_A: .*bundle-[0-9]{20}\.rtp \(2 key" "a bundle for A"
+assert_match "$OUT" "device $UID_B: .*bundle-[0-9]{20}\.rtp \(2 key" "a bundle for B"
+BUNDLE_A=$(ls "$RTP/$UID_A"/bundle-*.rtp)
+BUNDLE_B=$(ls "$RTP/$UID_B"/bundle-*.rtp)
+[ -s "$RTP/provisioning.pem" ] || fail "no provisioning.pem"
+pass "the tenant's provisioning public key is written"
+assert_eq "$(file_mode "$BUNDLE_A")" 600 "bundles are 0600"
+
+# The factory gives each device the tenant's provisioning key.
+for ks in "$KS_A" "$KS_B"; do
+    run_ok "provisioning key into a device" "$TESSERA" keystore put --keystore "$ks" \
+        --label provisioning.key --in "$RTP/provisioning.pem"
+done
+
+# A foreign bundle (B's) in A's directory; it sorts after A's own.
+cp "$BUNDLE_B" "$RTP/$UID_A/x-foreign.rtp"
+
+# --- serve ---------------------------------------------------------------------------------------
+"$TESSERA" rtp serve --dir "$RTP" --listen 127.0.0.1:0 --timeout 10 >"$W/serve.out" \
+    2>"$W/serve.err" &
+SERVE=$!
+on_exit "kill $SERVE 2>/dev/null || true"
+PORT=
+for _ in $(seq 1 50); do
+    PORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$W/serve.out")
+    [ -n "$PORT" ] && break
+    sleep 0.1
+done
+[ -n "$PORT" ] || fail "rtp serve did not start: $(cat "$W/serve.err")"
+pass "rtp serve listens on port $PORT"
+
+expect_status 2 "agent rtp without PORT: usage" "$AGENT" rtp 127.0.0.1 --keystore "$KS_A" \
+    --state "$W/state-a"
+
+expect_status 1 "agent A: imports its bundle, refuses the foreign one" \
+    "$AGENT" rtp 127.0.0.1 "$PORT" --keystore "$KS_A" --state "$W/state-a"
+assert_match "$OUT" '^bundle 1: imported wifi$' "wifi imported"
+assert_match "$OUT" '^bundle 1: imported vpn$' "vpn imported"
+assert_match "$OUT" "^bundle 2: refused \(meant for another store\): bundle: for device $UID_B" \
+    "the foreign bundle refused as foreign"
+assert_match "$OUT" '2 bundle\(s\) offered, 1 accepted, 1 refused, 2 key\(s\) imported' "summary"
+
+run_ok "A's key store" "$TESSERA" keystore list --keystore "$KS_A"
+assert_match "$OUT" 'wifi' "the wifi key is in A's key store"
+assert_match "$OUT" 'vpn' "the vpn key is in A's key store"
+
+for f in "$BUNDLE_A" "$RTP/$UID_A/x-foreign.rtp"; do
+    [ -s "$f.receipt" ] && [ -s "$f.receipt.sig" ] || fail "no receipt for $f"
+    run_ok "receipt of $(basename "$f") verifies with openssl" openssl dgst -sha256 \
+        -verify "$RTP/$UID_A/device.pem" -signature "$f.receipt.sig" "$f.receipt"
+done
+expect_status 1 "a receipt does not verify with the other device's key" openssl dgst -sha256 \
+    -verify "$RTP/$UID_B/device.pem" -signature "$BUNDLE_A.receipt.sig" "$BUNDLE_A.receipt"
+assert_match "$(cat "$W/serve.out")" "device $UID_A: x-foreign.rtp: refused \(meant for another" \
+    "the server reports the refusal"
+
+run_ok "agent B imports its bundle" "$AGENT" rtp 127.0.0.1 "$PORT" --keystore "$KS_B" \
+    --state "$W/state-b"
+assert_match "$OUT" '1 accepted, 0 refused, 2 key\(s\) imported' "B: both keys"
+run_ok "agent A again: nothing left to offer" "$AGENT" rtp 127.0.0.1 "$PORT" \
+    --keystore "$KS_A" --state "$W/state-a"
+assert_match "$OUT" '0 bundle\(s\) offered' "receipted bundles are not offered again"
+
+# --- replayed and tampered -----------------------------------------------------------------------
+cp "$BUNDLE_A" "$RTP/$UID_A/y-replay.rtp"
+expect_status 1 "agent A refuses a replayed bundle" "$AGENT" rtp 127.0.0.1 "$PORT" \
+    --keystore "$KS_A" --state "$W/state-a"
+assert_match "$OUT" '^bundle 1: refused \(replayed\)' "refused as replayed"
+[ -s "$RTP/$UID_A/y-replay.rtp.receipt" ] || fail "no receipt for the replayed bundle"
+pass "the refusal has a receipt"
+
+python3 - "$BUNDLE_B" "$RTP/$UID_B/z-tampered.rtp" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[len(b) // 2] ^= 0x01
+open(sys.argv[2], "wb").write(bytes(b))
+PY
+expect_status 1 "agent B refuses a tampered bundle" "$AGENT" rtp 127.0.0.1 "$PORT" \
+    --keystore "$KS_B" --state "$W/state-b"
+assert_match "$OUT" '^bundle 1: refused' "refused"
+run_ok "B's key store" "$TESSERA" keystore list --keystore "$KS_B"
+assert_no_match "$OUT" 'wifi.*wifi' "nothing imported twice"
+
+kill "$SERVE" 2>/dev/null || true
+finish
