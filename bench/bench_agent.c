@@ -23,61 +23,6 @@
 #define CODE_TARGET_KB 250.0
 #define RSS_TARGET_KB  (8.0 * 1024.0)
 
-/* Runs argv (argv[0] a path) with stderr into log; *maxrss_kb its peak RSS. Exit status or -1. */
-static int run_rss(char *const argv[], const char *log, char *out, size_t size, long *maxrss_kb)
-{
-    int fds[2];
-    struct rusage ru;
-    size_t used = 0;
-    int status = 0;
-    pid_t pid;
-
-    if (pipe(fds) != 0) {
-        return -1;
-    }
-    pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        int err = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        int in = open("/dev/null", O_RDONLY);
-        if (err < 0 || in < 0 || dup2(fds[1], 1) < 0 || dup2(err, 2) < 0 || dup2(in, 0) < 0) {
-            _exit(127);
-        }
-        close(fds[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    for (;;) {
-        char buf[4096];
-        ssize_t n = read(fds[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        for (ssize_t i = 0; out != NULL && i < n && used + 1 < size; i++) {
-            out[used++] = buf[i];
-        }
-    }
-    close(fds[0]);
-    if (out != NULL && size > 0) {
-        out[used] = '\0';
-    }
-    while (wait4(pid, &status, 0, &ru) < 0) {
-        if (errno != EINTR) {
-            return -1;
-        }
-    }
-    *maxrss_kb = ru.ru_maxrss; /* Linux: kilobytes */
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Sum of text and data of a static library's objects, from `size -t`'s (TOTALS) line. */
 static int lib_code(const char *lib, unsigned long *bytes)
 {
@@ -187,9 +132,9 @@ static int agent_flow(const bs_env *e, const bs_server *s, const char *agent, co
     if (f == NULL || fprintf(f, "%s\n", last != NULL ? last + 1 : out) < 0 || fclose(f) != 0) {
         return -1;
     }
-    if (run_rss(init, log, NULL, 0, &peak[0]) != 0 ||
-        run_rss(inject, log, NULL, 0, &peak[1]) != 0 ||
-        run_rss(enroll, log, NULL, 0, &peak[2]) != 0) {
+    if (bs_run_rss(init, NULL, 0, log, &peak[0]) != 0 ||
+        bs_run_rss(inject, NULL, 0, log, &peak[1]) != 0 ||
+        bs_run_rss(enroll, NULL, 0, log, &peak[2]) != 0) {
         fprintf(stderr, "bench: tessera-agent failed; see %s\n", log);
         return -1;
     }

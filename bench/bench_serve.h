@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,10 +71,13 @@ static int bs_path(char *out, const char *a, const char *b)
 
 /*
  * Runs argv (argv[0] a path), its standard output into out (NUL-terminated, may be NULL), its
- * standard error into err_file (appended). Returns the exit status, or -1.
+ * standard error into err_file (appended); with maxrss_kb, the child's peak RSS in kilobytes.
+ * Returns the exit status, or -1.
  */
-static int bs_run(char *const argv[], char *out, size_t size, const char *err_file)
+static int bs_run_rss(char *const argv[], char *out, size_t size, const char *err_file,
+                      long *maxrss_kb)
 {
+    struct rusage ru;
     int fds[2];
     pid_t pid;
     size_t used = 0;
@@ -116,12 +120,20 @@ static int bs_run(char *const argv[], char *out, size_t size, const char *err_fi
     if (out != NULL && size > 0) {
         out[used] = '\0';
     }
-    while (waitpid(pid, &status, 0) < 0) {
+    while (wait4(pid, &status, 0, &ru) < 0) {
         if (errno != EINTR) {
             return -1;
         }
     }
+    if (maxrss_kb != NULL) {
+        *maxrss_kb = ru.ru_maxrss; /* Linux: kilobytes */
+    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int bs_run(char *const argv[], char *out, size_t size, const char *err_file)
+{
+    return bs_run_rss(argv, out, size, err_file, NULL);
 }
 
 /* A P-256 key and a CSR for CN=cn, written as PEM files. */

@@ -189,29 +189,7 @@ static int remote_list(const cli_args *args)
     return status;
 }
 
-static int remote_revoke(const cli_args *args, int64_t id)
-{
-    char tenant[TS_TENANT_NAME_MAX + 1], path[512], idtext[24];
-    cli_remote *rm = NULL;
-    json_t *reply = NULL;
-    int status;
-
-    snprintf(idtext, sizeof idtext, "%lld", (long long)id);
-    status = cli_remote_begin(args, "/api/v1/tenants/%s/claims/%s", idtext, &rm, tenant, path,
-                              sizeof path);
-    if (status == CLI_EXIT_OK) {
-        status = cli_remote_call(rm, "DELETE", path, NULL, &reply);
-    }
-    if (status == CLI_EXIT_OK) {
-        printf("claim code %s revoked\n", idtext);
-    }
-    json_decref(reply);
-    cli_remote_free(rm);
-    return status;
-}
-
-/* --- local -------------------------------------------------------------------------------------
- */
+/* --- local ------------------------------------------------------------------------------------ */
 
 static int cmd_create(const cli_args *args)
 {
@@ -284,7 +262,7 @@ static int cmd_revoke(const cli_args *args)
         return status;
     }
     if (cli_remote_wanted(args)) {
-        return remote_revoke(args, id);
+        return cli_remote_revoke_id(args, "claims", "claim code", id);
     }
     status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {

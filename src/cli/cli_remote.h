@@ -105,6 +105,13 @@ int cli_remote_begin(const cli_args *args, const char *fmt, const char *arg, cli
                      char tenant[TS_TENANT_NAME_MAX + 1], char *path, size_t size);
 
 /* A string member of a JSON object, or fallback when it is missing or not a string. */
+/*
+ * DELETE /api/v1/tenants/<tenant>/<collection>/<id> (a revocation: claim codes, tokens) and, when
+ * it succeeds, "<what> <id> revoked" on stdout.
+ */
+int cli_remote_revoke_id(const cli_args *args, const char *collection, const char *what,
+                         int64_t id);
+
 const char *cli_json_str(const json_t *obj, const char *key, const char *fallback);
 
 /* An integer member (as a number, or as a decimal string); -1 when missing or not one. */

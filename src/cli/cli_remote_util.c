@@ -247,3 +247,24 @@ int cli_remote_write_pem(const char *out, const json_t *reply)
     OPENSSL_free(text);
     return rv == TS_OK ? CLI_EXIT_OK : cli_fail();
 }
+
+int cli_remote_revoke_id(const cli_args *args, const char *collection, const char *what, int64_t id)
+{
+    char tenant[TS_TENANT_NAME_MAX + 1], path[512], fmt[128], idtext[24];
+    cli_remote *rm = NULL;
+    json_t *reply = NULL;
+    int status;
+
+    snprintf(idtext, sizeof idtext, "%lld", (long long)id);
+    snprintf(fmt, sizeof fmt, "/api/v1/tenants/%%s/%s/%%s", collection);
+    status = cli_remote_begin(args, fmt, idtext, &rm, tenant, path, sizeof path);
+    if (status == CLI_EXIT_OK) {
+        status = cli_remote_call(rm, "DELETE", path, NULL, &reply);
+    }
+    if (status == CLI_EXIT_OK) {
+        printf("%s %s revoked\n", what, idtext);
+    }
+    json_decref(reply);
+    cli_remote_free(rm);
+    return status;
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Provisioning sessions end to end against a running `tessera serve`: a device (soft: key store)
-# enrolled by claim code, jobs queued by `tessera job create`, and `tessera-agent sync` carrying
+# Provisioning sessions end to end against a running `tessera serve`: a device whose keys are in
+# SoftHSM2, enrolled by claim code, jobs queued by `tessera job create`, and `tessera-agent sync` carrying
 # them out: a configuration value lands in the datastore, an end-to-end encrypted key is imported,
 # a replayed import is refused and reported back, and a staged service URL that does not work is
 # dropped while the old one keeps working. docs/agent.md ("Sessions") describes it.
@@ -24,8 +24,9 @@ done
 serve_init "$DIR"
 serve_start "$DIR" || fail "tessera serve did not start"
 ROOT=$DIR/root.pem
-KS="soft:$TS_TEST_TMP/ks?pin-value=1234"
-run_ok "a device key store" "$TESSERA" keystore init --keystore "$KS"
+softhsm_setup
+KS="pkcs11:token=device?module-path=$(softhsm_module)&pin-value=1234"
+run_ok "a device token (SoftHSM2)" "$TESSERA" keystore init --keystore "$KS" --so-pin so-5678
 
 agent() {
     local cmd=$1
@@ -142,5 +143,11 @@ run_ok "the device's status report" curl -sf --cacert "$ROOT" \
 assert_match "$OUT" "\"uid\": *\"$UID_\"" "the report names the device"
 assert_match "$OUT" 'telemetry.key' "...lists the imported key"
 assert_match "$OUT" 'dropped' "...and the last errors include the dropped staged URL"
+run_ok "tessera device show" "$TESSERA" device show "$UID_"
+assert_match "$OUT" 'enabled' "the device is registered and enabled"
+assert_match "$OUT" 'valid' "...with its valid certificates"
+run_ok "the device through the REST API" curl -sf --cacert "$ROOT" \
+    -H "Authorization: Bearer $ADMIN_TOKEN" "$SERVE_URL/api/v1/tenants/default/devices/$UID_"
+assert_match "$OUT" "\"uid\": *\"$UID_\"" "the REST API shows the device"
 
 finish
