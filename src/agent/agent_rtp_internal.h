@@ -18,7 +18,6 @@ enum {
     AGENT_RTP_SIG_MAX = 139,    /* DER ECDSA-Sig-Value on P-521 and below */
     AGENT_RTP_IMPORTS_MAX = 64, /* imports in one bundle */
     AGENT_RTP_TEXT_MAX = 200,   /* characters of a receipt message */
-    AGENT_RTP_FRAME_HEADER = 4, /* big-endian length in front of every message */
 };
 
 /* A parsed signed bundle: both layers, owned. */
@@ -49,15 +48,11 @@ TS_MUST_CHECK ts_err agent_rtp_bundle_verify(const agent_rtp_bundle *b, const EV
 TS_MUST_CHECK ts_err agent_rtp_bundle_bound(const agent_rtp_bundle *b, const char *uid,
                                             const uint8_t ksuid[TS_KEYSTORE_UID_LEN]);
 
-/* Writes the frame header for len into hdr; reads one back (TS_ERR_LIMIT above max). */
-void agent_rtp_frame_put(uint8_t hdr[AGENT_RTP_FRAME_HEADER], uint32_t len);
-TS_MUST_CHECK ts_err agent_rtp_frame_get(const uint8_t hdr[AGENT_RTP_FRAME_HEADER], uint32_t max,
-                                         uint32_t *len);
-
 /* Connects to host:port with TCP_NODELAY and send/receive timeouts of timeout seconds. */
 TS_MUST_CHECK ts_err agent_rtp_connect(const char *host, const char *port, long timeout, int *fd);
 
-/* Sends one framed message; receives one (a new buffer, OPENSSL_free) of at most max bytes. */
+/* Sends one framed message (common/frame_internal.h); receives one (a new buffer, OPENSSL_free)
+ * of at most max bytes. */
 TS_MUST_CHECK ts_err agent_rtp_send(int fd, const uint8_t *msg, size_t len);
 TS_MUST_CHECK ts_err agent_rtp_recv(int fd, uint32_t max, uint8_t **msg, size_t *len);
 

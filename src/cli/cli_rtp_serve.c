@@ -23,13 +23,14 @@
 #include "cli/cli_rtp.h"
 #include "common/error_internal.h"
 #include "common/file_internal.h"
+#include "common/frame_internal.h"
 #include "rtp.pb-c.h"
 #include "server/rtp.h"
 
 enum {
     RTP_VERSION = 1,
     HELLO_MAX = 1024,
-    ANSWER_MAX = 4 * 1024 * 1024,
+    MSG_MAX = 4 * 1024 * 1024, /* an offer or an answer: the agent's limit too */
     BUNDLE_MAX = 256 * 1024,
     OFFER_BUNDLES_MAX = 64,
     TIMEOUT_DEFAULT = 30,
@@ -58,76 +59,6 @@ typedef struct offer_set {
     ProtobufCBinaryData data[OFFER_BUNDLES_MAX];
     size_t count;
 } offer_set;
-
-static ts_err write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return ts_error_set(TS_ERR_IO, "send failed: %s",
-                                n < 0 ? strerror(errno) : "connection closed");
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return TS_OK;
-}
-
-static ts_err read_all(int fd, uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = recv(fd, p, len, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return ts_error_set(TS_ERR_IO, "receive failed: %s",
-                                n < 0 ? (errno == EAGAIN ? "timed out" : strerror(errno))
-                                      : "connection closed");
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return TS_OK;
-}
-
-static ts_err msg_send(int fd, const uint8_t *msg, size_t len)
-{
-    uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-                      (uint8_t)len};
-    ts_err rv = write_all(fd, hdr, sizeof hdr);
-    return rv != TS_OK ? rv : write_all(fd, msg, len);
-}
-
-static ts_err msg_recv(int fd, uint32_t max, uint8_t **msg, size_t *len)
-{
-    uint8_t hdr[4];
-    uint32_t n;
-    ts_err rv = read_all(fd, hdr, sizeof hdr);
-
-    if (rv != TS_OK) {
-        return rv;
-    }
-    n = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
-    if (n == 0 || n > max) {
-        return ts_error_set(TS_ERR_LIMIT, "a message of %u bytes, not 1 to %u", n, max);
-    }
-    *msg = OPENSSL_malloc(n);
-    if (*msg == NULL) {
-        return ts_error_set(TS_ERR_NOMEM, "out of memory");
-    }
-    rv = read_all(fd, *msg, n);
-    if (rv != TS_OK) {
-        OPENSSL_free(*msg);
-        *msg = NULL;
-        return rv;
-    }
-    *len = n;
-    return TS_OK;
-}
 
 static int is_bundle(const struct dirent *d)
 {
@@ -245,7 +176,7 @@ static ts_err session(int fd, const char *dir)
     if (set == NULL) {
         return ts_error_set(TS_ERR_NOMEM, "out of memory");
     }
-    rv = msg_recv(fd, HELLO_MAX, &msg, &len);
+    rv = ts_frame_recv(fd, HELLO_MAX, &msg, &len);
     if (rv == TS_OK) {
         hello = tessera__rtp__hello__unpack(NULL, len, msg);
         if (hello == NULL || hello->version != RTP_VERSION) {
@@ -277,14 +208,14 @@ static ts_err session(int fd, const char *dir)
         goto done;
     }
     tessera__rtp__offer__pack(&offer, msg);
-    rv = msg_send(fd, msg, len);
+    rv = ts_frame_send(fd, msg, len, MSG_MAX);
     printf("device %s: %zu bundle(s) offered\n", uid, set->count);
     OPENSSL_free(msg);
     msg = NULL;
     if (rv != TS_OK || set->count == 0) {
         goto done;
     }
-    rv = msg_recv(fd, ANSWER_MAX, &msg, &len);
+    rv = ts_frame_recv(fd, MSG_MAX, &msg, &len);
     if (rv == TS_OK) {
         answer = tessera__rtp__answer__unpack(NULL, len, msg);
         if (answer == NULL || answer->version != RTP_VERSION || answer->n_receipts != set->count) {
@@ -303,7 +234,7 @@ static ts_err session(int fd, const char *dir)
         uint8_t buf[16];
         ack.version = RTP_VERSION;
         ack.kept = (uint32_t)set->count;
-        rv = msg_send(fd, buf, tessera__rtp__ack__pack(&ack, buf));
+        rv = ts_frame_send(fd, buf, tessera__rtp__ack__pack(&ack, buf), MSG_MAX);
     }
 done:
     if (answer != NULL) {

@@ -125,12 +125,8 @@ ts_err ts_ca_token_create(ts_ca *ca, const char *tenant, const char *user, const
                                 "id", (json_int_t)row.id, "prefix", row.prefix, "expires",
                                 (json_int_t)row.expires));
     }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-        in_tx = 0;
-    }
     if (in_tx) {
-        ts_store_rollback(ca->store);
+        rv = srv_tx_end(ca, rv);
     }
     if (rv != TS_OK) {
         OPENSSL_cleanse(token_out, TS_TOKEN_MAX);
@@ -182,12 +178,8 @@ ts_err ts_ca_token_revoke(ts_ca *ca, const char *tenant, int64_t id)
             ca, "token.revoke", object,
             srv_json("{s:s, s:I}", "tenant", t.id != 0 ? t.name : "*", "id", (json_int_t)id));
     }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-        in_tx = 0;
-    }
     if (in_tx) {
-        ts_store_rollback(ca->store);
+        rv = srv_tx_end(ca, rv);
     }
     return rv;
 }

@@ -122,12 +122,8 @@ ts_err ts_ca_user_create(ts_ca *ca, const char *tenant, const char *name, ts_rol
                        srv_json("{s:s, s:s, s:s, s:s}", "tenant", scope(&t), "user", name, "role",
                                 ts_role_name(role), "device", row.device_uid));
     }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-        in_tx = 0;
-    }
     if (in_tx) {
-        ts_store_rollback(ca->store);
+        rv = srv_tx_end(ca, rv);
     }
     if (rv == TS_OK && out != NULL) {
         *out = row;
@@ -185,12 +181,8 @@ ts_err ts_ca_user_set_disabled(ts_ca *ca, const char *tenant, const char *name, 
         rv = srv_audit(ca, disabled ? "user.disable" : "user.enable", name,
                        srv_json("{s:s, s:s}", "tenant", scope(&t), "user", name));
     }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-        in_tx = 0;
-    }
     if (in_tx) {
-        ts_store_rollback(ca->store);
+        rv = srv_tx_end(ca, rv);
     }
     return rv;
 }

@@ -154,12 +154,8 @@ ts_err ts_ca_claim_create(ts_ca *ca, const ts_claim_params *params,
                                 (json_int_t)row.id, "prefix", row.prefix, "profile", row.profile,
                                 "uses", (int)row.uses_max, "expires", (json_int_t)row.expires));
     }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-        in_tx = 0;
-    }
     if (in_tx) {
-        ts_store_rollback(ca->store);
+        rv = srv_tx_end(ca, rv);
     }
     if (rv != TS_OK) {
         OPENSSL_cleanse(code_out, TS_CLAIM_CODE_MAX);
@@ -204,12 +200,8 @@ ts_err ts_ca_claim_revoke(ts_ca *ca, const char *tenant, int64_t id)
         rv = srv_audit(ca, "claim.revoke", object,
                        srv_json("{s:s, s:I}", "tenant", t.name, "id", (json_int_t)id));
     }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-        in_tx = 0;
-    }
     if (in_tx) {
-        ts_store_rollback(ca->store);
+        rv = srv_tx_end(ca, rv);
     }
     return rv;
 }

@@ -79,12 +79,8 @@ static ts_err crl_make(ts_ca *ca, srv_issuer *issuer, const char *name, unsigned
                                 (json_int_t)number, "revoked", (json_int_t)count, "next_update",
                                 (json_int_t)(now + (time_t)hours * 3600)));
     }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-        in_tx = 0;
-    }
     if (in_tx) {
-        ts_store_rollback(ca->store);
+        rv = srv_tx_end(ca, rv);
     }
     if (rv != TS_OK) {
         X509_CRL_free(*out);

@@ -67,12 +67,8 @@ ts_err ts_ca_device_register(ts_ca *ca, const char *tenant, const char *uid, ts_
         rv = srv_audit(ca, "device.register", uid,
                        srv_json("{s:s, s:s}", "tenant", t.name, "device", uid));
     }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-        in_tx = 0;
-    }
     if (in_tx) {
-        ts_store_rollback(ca->store);
+        rv = srv_tx_end(ca, rv);
     }
     if (rv == TS_OK && out != NULL) {
         *out = row;
@@ -145,12 +141,8 @@ ts_err ts_ca_device_set_state(ts_ca *ca, const char *tenant, const char *uid, ts
         snprintf(ev.device_uid, sizeof ev.device_uid, "%s", uid);
         rv = ts_store_feed_append(ca->store, &ev);
     }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-        in_tx = 0;
-    }
     if (in_tx) {
-        ts_store_rollback(ca->store);
+        rv = srv_tx_end(ca, rv);
     }
     return rv;
 }

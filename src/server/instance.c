@@ -352,3 +352,12 @@ ts_err ts_ca_tenant(ts_ca *ca, const char *name, ts_tenant_row *out)
     }
     return rv;
 }
+
+ts_err srv_tx_end(ts_ca *ca, ts_err rv)
+{
+    if (rv == TS_OK) {
+        return ts_store_commit(ca->store);
+    }
+    ts_store_rollback(ca->store);
+    return rv;
+}

@@ -421,12 +421,8 @@ ts_err ts_ca_cert_revoke(ts_ca *ca, const char *tenant, const char *serial, int 
                                 "reason", reason_name != NULL ? reason_name : "unspecified",
                                 "subject", row.subject));
     }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-        in_tx = 0;
-    }
     if (in_tx) {
-        ts_store_rollback(ca->store);
+        rv = srv_tx_end(ca, rv);
     }
     X509_free(old);
     ts_cert_row_clear(&row);

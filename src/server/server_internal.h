@@ -74,6 +74,10 @@ ts_err srv_instance_write(const char *dir, const char *db_url, const char *ks_ur
 /* Appends an audit entry as the instance's actor, in the open transaction; takes details. */
 ts_err srv_audit(ts_ca *ca, const char *action, const char *object, json_t *details);
 
+/* Ends an operation's transaction: commits when rv is TS_OK, rolls back otherwise. Returns the
+ * operation's result, or the commit's failure. */
+ts_err srv_tx_end(ts_ca *ca, ts_err rv);
+
 /* A JSON object from a jansson pack format; NULL on failure (the caller reports NOMEM). */
 json_t *srv_json(const char *fmt, ...);
 

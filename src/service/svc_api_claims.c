@@ -57,21 +57,7 @@ void svc_api_claim_create(svc_request *r)
         svc_reply_err(r, rv);
         return;
     }
-    json_t *reply = svc_api_claim_json(&row);
-    json_t *secret = json_string(code);
-    OPENSSL_cleanse(code, sizeof code);
-    if (reply == NULL || json_object_set(reply, "code", secret) != 0) {
-        svc_reply_err(r, ts_error_set(TS_ERR_NOMEM, "out of memory showing a new claim code"));
-    } else {
-        /* Shown once, here; only its hash is kept. */
-        svc_reply_json(r, 201, json_incref(reply));
-    }
-    /* Wipe jansson's copy too before it is freed; the reply has its own by now. */
-    if (secret != NULL) {
-        OPENSSL_cleanse((char *)json_string_value(secret), json_string_length(secret));
-    }
-    json_decref(secret);
-    json_decref(reply);
+    svc_api_reply_secret(r, svc_api_claim_json(&row), "code", code, sizeof code);
 }
 
 void svc_api_claim_revoke(svc_request *r)

@@ -141,3 +141,22 @@ void svc_api_reply_issued(svc_request *r, X509 *cert)
         svc_reply_json(r, 201, doc);
     }
 }
+
+void svc_api_reply_secret(svc_request *r, json_t *doc, const char *member, char *secret,
+                          size_t size)
+{
+    json_t *value = json_string(secret);
+    OPENSSL_cleanse(secret, size);
+    if (doc == NULL || value == NULL || json_object_set(doc, member, value) != 0) {
+        svc_reply_err(r, ts_error_set(TS_ERR_NOMEM, "out of memory showing a new %s", member));
+    } else {
+        /* Shown once, here; only its hash is kept. */
+        svc_reply_json(r, 201, json_incref(doc));
+    }
+    /* jansson's copy, which the reply shared, is wiped before it is freed. */
+    if (value != NULL) {
+        OPENSSL_cleanse((char *)json_string_value(value), json_string_length(value));
+    }
+    json_decref(value);
+    json_decref(doc);
+}

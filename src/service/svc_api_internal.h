@@ -165,6 +165,14 @@ void svc_api_reply_doc(svc_request *r, int status, json_t *doc);
  * and returns NULL. A device principal sees only its own device's certificates (else 404). */
 json_t *svc_api_cert_lookup(svc_request *r, const char *serial_text);
 
+/*
+ * 201 with doc (taken) and member set to secret, shown this once (a new token or claim code): the
+ * caller's buffer of size bytes and jansson's copy are wiped once the reply is written. doc NULL
+ * answers 500 (out of memory) and still wipes the buffer.
+ */
+void svc_api_reply_secret(svc_request *r, json_t *doc, const char *member, char *secret,
+                          size_t size);
+
 /* Replies with the certificate just issued (status 201, with pem). */
 void svc_api_reply_issued(svc_request *r, X509 *cert);
 

@@ -134,7 +134,6 @@ void svc_api_token_create(svc_request *r)
 {
     char token[TS_TOKEN_MAX];
     ts_token_row row;
-    json_t *reply = NULL;
 
     if (!svc_api_tenant_ready(r)) {
         return;
@@ -151,21 +150,7 @@ void svc_api_token_create(svc_request *r)
         svc_reply_err(r, rv);
         return;
     }
-    reply = svc_api_token_json(&row);
-    json_t *secret = json_string(token);
-    OPENSSL_cleanse(token, sizeof token);
-    if (reply == NULL || json_object_set(reply, "token", secret) != 0) {
-        svc_reply_err(r, ts_error_set(TS_ERR_NOMEM, "out of memory showing a new token"));
-    } else {
-        /* Shown once, here; only its hash is kept. */
-        svc_reply_json(r, 201, json_incref(reply));
-    }
-    /* Wipe jansson's copy too before it is freed; the reply has its own by now. */
-    if (secret != NULL) {
-        OPENSSL_cleanse((char *)json_string_value(secret), json_string_length(secret));
-    }
-    json_decref(secret);
-    json_decref(reply);
+    svc_api_reply_secret(r, svc_api_token_json(&row), "token", token, sizeof token);
 }
 
 void svc_api_token_revoke(svc_request *r)

@@ -34,11 +34,25 @@
 enum {
     SVC_TLS_CHAIN_MAX = 8,
     SVC_TLS_SESSION_CACHE = 4096, /* resumable sessions kept per worker */
+    SVC_TLS_ISSUERS_MAX = 64,     /* issuing CAs whose tenant a worker remembers */
 };
 
-/* What the trust store was built from: the SHA-256 over every CA certificate, in order. */
+/* An issuing CA seen on a client certificate, and its tenant. */
+typedef struct svc_tls_issuer {
+    char fingerprint[65];
+    ts_tenant_row tenant;
+    int64_t ca_id;
+} svc_tls_issuer;
+
+/*
+ * What the trust store was built from (the SHA-256 over every CA certificate, in order) and the
+ * tenants of the issuing CAs seen since: a CA's tenant never changes, and the list is dropped
+ * whenever the set of CAs does, so a TLS request costs no database read to find its tenant.
+ */
 typedef struct svc_tls_state {
     uint8_t digest[32];
+    svc_tls_issuer issuers[SVC_TLS_ISSUERS_MAX];
+    size_t nissuers;
 } svc_tls_state;
 
 static int state_index = -1;
@@ -136,6 +150,7 @@ ts_err svc_tls_ctx_refresh(ts_ca *ca, SSL_CTX *ctx)
      * sees the old store freed under it. */
     SSL_CTX_set_cert_store(ctx, store);
     memcpy(state->digest, digest, sizeof digest);
+    state->nissuers = 0;
 out:
     sk_X509_pop_free(certs, X509_free);
     return rv;
@@ -276,6 +291,27 @@ static X509 *issuer_of(SSL *ssl, X509 *cert)
     return issuer;
 }
 
+/* The tenant of an issuing CA by its fingerprint, remembered by the worker's TLS context. */
+static ts_err tenant_of_issuer(svc_request *r, SSL_CTX *ctx, const char *fp)
+{
+    svc_tls_state *state = SSL_CTX_get_ex_data(ctx, state_index);
+    for (size_t i = 0; state != NULL && i < state->nissuers; i++) {
+        if (strcmp(state->issuers[i].fingerprint, fp) == 0) {
+            r->client_tenant = state->issuers[i].tenant;
+            r->client_issuer_id = state->issuers[i].ca_id;
+            return TS_OK;
+        }
+    }
+    ts_err rv = ts_ca_tenant_by_issuer(r->ca, fp, &r->client_tenant, &r->client_issuer_id);
+    if (rv == TS_OK && state != NULL && state->nissuers < SVC_TLS_ISSUERS_MAX) {
+        svc_tls_issuer *e = &state->issuers[state->nissuers++];
+        memcpy(e->fingerprint, fp, sizeof e->fingerprint);
+        e->tenant = r->client_tenant;
+        e->ca_id = r->client_issuer_id;
+    }
+    return rv;
+}
+
 ts_err svc_tls_client_identity(svc_request *r, SSL *ssl)
 {
     r->client_cert = NULL;
@@ -295,7 +331,7 @@ ts_err svc_tls_client_identity(svc_request *r, SSL *ssl)
     if (rv != TS_OK) {
         return rv;
     }
-    rv = ts_ca_tenant_by_issuer(r->ca, fp, &r->client_tenant, &r->client_issuer_id);
+    rv = tenant_of_issuer(r, SSL_get_SSL_CTX(ssl), fp);
     if (rv == TS_ERR_NOT_FOUND) {
         /* Verified up to the root but not issued by a tenant's CA (an issuing CA's own
          * certificate, say): not a client identity. */
