@@ -11,6 +11,7 @@ packages=(
     libjansson-dev libsqlite3-dev sqlite3 libpq-dev postgresql
     libevent-dev libcurl4-openssl-dev curl
     protobuf-c-compiler libprotobuf-c-dev
+    mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
     python3 python3-cryptography
     clang clang-format libclang-rt-14-dev
     procps

@@ -23,6 +23,7 @@
 #ifndef TESSERA_AGENT_H
 #define TESSERA_AGENT_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -208,5 +209,47 @@ typedef struct ts_agent_sync_result {
  */
 TS_API TS_MUST_CHECK ts_err ts_agent_sync(ts_agent *agent, const ts_agent_sync_opts *opts,
                                           ts_agent_sync_result *out);
+
+/* --- MQTT run (docs/agent.md "Running: MQTT telemetry and commands") ------------------------- */
+
+enum {
+    TS_AGENT_RUN_INTERVAL_DEFAULT = 10, /* seconds between telemetry messages */
+    TS_AGENT_RUN_QUEUE_DEFAULT = 256,   /* telemetry messages waiting at most */
+    TS_AGENT_RUN_QUEUE_MAX = 65536,
+    TS_AGENT_MQTT_PORT_DEFAULT = 8883, /* when neither the options nor the datastore name one */
+};
+#define TS_AGENT_MQTT_HOST_DEFAULT "localhost"
+
+/* One event, as one line of stable words ("connected HOST:PORT", "telemetry N sent", ...);
+ * is_error marks a failure meant for standard error. */
+typedef void (*ts_agent_run_event_fn)(void *arg, int is_error, const char *line);
+
+/* What ts_agent_run() does. Strings are borrowed for the call. */
+typedef struct ts_agent_run_opts {
+    const char *state_dir;     /* the agent's state directory (datastore) */
+    const char *mqtt;          /* HOST:PORT; NULL: the datastore's mqtt.host and mqtt.port */
+    const char *trust_file;    /* NULL: the datastore's trust.roots */
+    const char *server;        /* for re-enrollment; NULL: the datastore's server.url */
+    const char *tenant;        /* NULL: the datastore's "tenant", else "default" */
+    long interval;             /* seconds between messages; 0: as fast as possible; <0: default */
+    uint64_t count;            /* return after this many were acknowledged; 0: run until stopped */
+    size_t queue;              /* 0: TS_AGENT_RUN_QUEUE_DEFAULT */
+    const char *telemetry_cmd; /* a program printing one JSON object; NULL: system values */
+    long timeout;              /* seconds per EST exchange; 0: TS_AGENT_TIMEOUT_DEFAULT */
+    ts_agent_run_event_fn event;
+    void *event_arg;
+    unsigned threshold_days; /* 0: the datastore's reenroll.threshold_days, else the default */
+    const volatile sig_atomic_t *stop; /* the run ends cleanly once *stop is non-zero */
+} ts_agent_run_opts;
+
+/*
+ * Connects to the MQTT broker over mutual TLS with the current identity (the key used in the key
+ * store), publishes status and telemetry under tessera/<tenant>/<uid>/, runs the signed commands
+ * received there and publishes their signed results, reconnecting with backoff and re-enrolling
+ * when the certificate nears expiry. Returns TS_OK after opts->count messages were acknowledged or
+ * when *opts->stop is set; fails only when it cannot start (no identity, no trust roots, a bad
+ * endpoint...). Connection failures are events, never returns.
+ */
+TS_API TS_MUST_CHECK ts_err ts_agent_run(ts_agent *agent, const ts_agent_run_opts *opts);
 
 #endif

@@ -38,6 +38,7 @@ typedef enum ts_err {
     TS_ERR_CONFLICT = 24,    /* a concurrent change or a unique value taken; may be retried */
     TS_ERR_DENIED = 25,      /* authenticated, but the role may not do this */
     TS_ERR_LIMIT = 26,       /* a size, rate or count limit was exceeded */
+    TS_ERR_EXPIRED = 27,     /* a message or credential is past its expiry time */
 } ts_err;
 
 /* The message of the last failure on this thread; never NULL. Valid until the next failure. */

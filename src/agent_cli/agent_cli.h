@@ -15,6 +15,12 @@ typedef struct agent_args {
     ts_agent_est_opts est;
     int force;
     unsigned threshold_days;
+    /* run */
+    const char *mqtt;
+    long interval; /* -1: the default */
+    unsigned long long count;
+    size_t queue;
+    const char *telemetry_cmd;
     const char *const *operands;
     size_t operand_count;
 } agent_args;
@@ -38,5 +44,6 @@ int agent_cmd_reenroll(const agent_args *args);
 int agent_cmd_status(const agent_args *args);
 int agent_cmd_rtp(const agent_args *args);
 int agent_cmd_sync(const agent_args *args);
+int agent_cmd_run(const agent_args *args);
 
 #endif

@@ -27,6 +27,9 @@ static const char usage_text[] =
     "  sync [--server URL] [--trust FILE]\n"
     "                              a provisioning session: report, then run the service's "
     "requests\n"
+    "  run [--mqtt HOST:PORT] [--trust FILE] [--server URL] [--tenant T] [--interval S]\n"
+    "      [--count N] [--queue N] [--telemetry-cmd PROGRAM] [--threshold-days N]\n"
+    "                              MQTT over mutual TLS: telemetry, status and signed commands\n"
     "\n"
     "options:\n"
     "  --keystore URI              the key store (soft:DIR or pkcs11:...)\n"
@@ -36,7 +39,14 @@ static const char usage_text[] =
     "  --trust FILE                PEM root certificates the service must chain to\n"
     "  --factory-cert FILE         PEM factory certificate (then its chain) for mutual TLS\n"
     "  --factory-key LABEL         its key in the key store (default: identity)\n"
-    "  --timeout SECONDS           for one EST exchange (default 30)\n";
+    "  --timeout SECONDS           for one EST exchange (default 30)\n"
+    "  --mqtt HOST:PORT            the MQTT broker (default: the datastore's, else "
+    "localhost:8883)\n"
+    "  --interval SECONDS          between telemetry messages (default 10; 0: as fast as "
+    "possible)\n"
+    "  --count N                   exit after N telemetry messages were acknowledged\n"
+    "  --queue N                   telemetry messages kept while disconnected (default 256)\n"
+    "  --telemetry-cmd PROGRAM     telemetry from PROGRAM's output (one JSON object)\n";
 
 int agent_usage(const char *fmt, ...)
 {
@@ -70,7 +80,7 @@ static const agent_cmd commands[] = {
     {"init", 0, agent_cmd_init},     {"claim", 1, agent_cmd_claim},
     {"enroll", 0, agent_cmd_enroll}, {"reenroll", 0, agent_cmd_reenroll},
     {"status", 0, agent_cmd_status}, {"rtp", 1, agent_cmd_rtp},
-    {"sync", 0, agent_cmd_sync},
+    {"sync", 0, agent_cmd_sync},     {"run", 0, agent_cmd_run},
 };
 
 int main(int argc, char **argv)
@@ -87,6 +97,11 @@ int main(int argc, char **argv)
         O_FORCE,
         O_THRESHOLD,
         O_UID,
+        O_MQTT,
+        O_INTERVAL,
+        O_COUNT,
+        O_QUEUE,
+        O_TELCMD,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -101,6 +116,11 @@ int main(int argc, char **argv)
         {"force", no_argument, NULL, O_FORCE},
         {"threshold-days", required_argument, NULL, O_THRESHOLD},
         {"uid", required_argument, NULL, O_UID},
+        {"mqtt", required_argument, NULL, O_MQTT},
+        {"interval", required_argument, NULL, O_INTERVAL},
+        {"count", required_argument, NULL, O_COUNT},
+        {"queue", required_argument, NULL, O_QUEUE},
+        {"telemetry-cmd", required_argument, NULL, O_TELCMD},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -109,6 +129,7 @@ int main(int argc, char **argv)
     int c;
 
     memset(&a, 0, sizeof a);
+    a.interval = -1;
     /* '+' would stop at the first operand; GNU permutation lets options follow the command. */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -151,6 +172,30 @@ int main(int argc, char **argv)
             break;
         case O_UID:
             a.uid = optarg;
+            break;
+        case O_MQTT:
+            a.mqtt = optarg;
+            break;
+        case O_INTERVAL:
+            if (parse_number(optarg, 0, 86400, &v, "--interval") != AGENT_EXIT_OK) {
+                return AGENT_EXIT_USAGE;
+            }
+            a.interval = v;
+            break;
+        case O_COUNT:
+            if (parse_number(optarg, 1, 1000000000L, &v, "--count") != AGENT_EXIT_OK) {
+                return AGENT_EXIT_USAGE;
+            }
+            a.count = (unsigned long long)v;
+            break;
+        case O_QUEUE:
+            if (parse_number(optarg, 1, TS_AGENT_RUN_QUEUE_MAX, &v, "--queue") != AGENT_EXIT_OK) {
+                return AGENT_EXIT_USAGE;
+            }
+            a.queue = (size_t)v;
+            break;
+        case O_TELCMD:
+            a.telemetry_cmd = optarg;
             break;
         case O_HELP:
             fputs(usage_text, stdout);

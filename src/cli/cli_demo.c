@@ -1,461 +1,364 @@
 /*
- * tessera demo: the key store at work, start to finish, on this machine only.
+ * tessera demo: device to cloud on this machine, start to finish (docs/demo.md).
  *
- * A SoftHSM2 token (or, without SoftHSM2, a soft: store) in a fresh temporary directory; a P-256
- * key generated inside it; a CSR signed inside it; a throwaway CA in memory that certifies the
- * key and a demo server; a mutual TLS 1.3 connection over 127.0.0.1 whose client signs with the
- * token key; then everything removed. Each step says what it does; a failure names the step.
+ * A key ceremony, the trust service, Mosquitto with the Tessera plugin, N devices onboarded by
+ * claim code, their telemetry seen arriving, a signed command answered, one device revoked and
+ * shown kicked and refused; then every process stopped and the temporary directory removed.
+ * Each step prints one "[k/n]" line and what it did; a failure names the step, says why and
+ * shows the end of the failing process's log.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
-#include <ftw.h>
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
+#include <mosquitto.h>
 #include <openssl/crypto.h>
-#include <openssl/ec.h>
-#include <openssl/err.h>
-#include <openssl/rand.h>
 
-#include "cli/cli_internal.h"
+#include "cli/cli_demo.h"
 #include "common/error_internal.h"
-#include "common/text_internal.h"
-#include "tessera/provider.h"
 
-#define DEFAULT_SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
-#define TOKEN_LABEL            "tessera-demo"
-#define KEY_LABEL              "device"
-#define DEVICE_SUBJECT         "/CN=tessera-demo-device/O=Tessera Demo"
-#define SERVER_SUBJECT         "/CN=localhost/O=Tessera Demo"
-#define CA_SUBJECT             "/CN=Tessera Demo CA/O=Tessera Demo"
-#define CLIENT_LINE            "hello from the device whose key stays in the store"
-#define SERVER_LINE            "hello device, the server saw your certificate"
-#define IND                    "      "
+#define DEFAULT_MOSQUITTO "/usr/sbin/mosquitto"
+#define PLUGIN_NAME       "tessera_mosquitto.so"
 
 enum {
-    PIN_BYTES = 8, /* random PINs, shown to no one */
-    URI_MAX = 2 * PATH_MAX + 128,
+    TAIL_LINES = 8,
+    EXIT_INTERRUPTED = 130, /* 128 + SIGINT, as shells report it */
 };
 
-typedef struct demo {
-    int pkcs11; /* 1: a SoftHSM2 token; 0: a soft: store */
-    char dir[PATH_MAX];
-    char module[PATH_MAX];
-    char uri[URI_MAX]; /* holds the PIN: never printed (ts_keystore_uri() is) */
-    char pin[2 * PIN_BYTES + 1];
-    char so_pin[2 * PIN_BYTES + 1];
-    char *saved_conf; /* SOFTHSM2_CONF before the demo, restored after */
-    int conf_set;
-    ts_keystore *ks;
-    EVP_PKEY *key; /* the store's key through the provider */
-    X509_REQ *csr;
-    cli_ca *ca;
-    X509 *client_cert;
-    X509 *server_cert;
-    EVP_PKEY *server_key;
-} demo;
+const cli_opt cli_demo_opts[] = {
+    {.name = "devices", .value = "N", .help = "how many devices to onboard, 1 to 50 (default 5)"},
+    {.name = "keep", .help = "keep the temporary directory and its logs (the path is printed)"},
+    {.name = "keystore",
+     .help = "run the key-store walk instead: a token key, a CSR and mutual TLS on loopback"},
+    {.name = "soft", .help = "with --keystore: a soft: store even when SoftHSM2 is installed"},
+    {0},
+};
 
-static void print_name(const char *what, const X509_NAME *name)
-{
-    char buf[256];
-    X509_NAME_oneline(name, buf, sizeof buf);
-    printf(IND "%-20s %s\n", what, buf);
-}
-
-/* A temporary directory whose path needs no quoting in a URI. */
-static ts_err make_workdir(demo *d)
-{
-    static const char plain[] =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._/";
-    const char *base = getenv("TMPDIR");
-    if (base == NULL || base[0] != '/' || strspn(base, plain) != strlen(base)) {
-        base = "/tmp";
-    }
-    int n = snprintf(d->dir, sizeof d->dir, "%s/tessera-demo-XXXXXX", base);
-    if (n < 0 || (size_t)n >= sizeof d->dir - 64 || mkdtemp(d->dir) == NULL) {
-        d->dir[0] = '\0';
-        return ts_error_set(TS_ERR_IO, "cannot make a temporary directory under %s", base);
-    }
-    return TS_OK;
-}
-
-/* SoftHSM2 reads its configuration from SOFTHSM2_CONF: the demo's token lives in its own dir. */
-static ts_err softhsm_config(demo *d)
-{
-    char tokens[PATH_MAX], conf[PATH_MAX];
-    char text[PATH_MAX + 128];
-    const char *old = getenv("SOFTHSM2_CONF");
-
-    int t = snprintf(tokens, sizeof tokens, "%s/softhsm-tokens", d->dir);
-    int c = snprintf(conf, sizeof conf, "%s/softhsm2.conf", d->dir);
-    if (t < 0 || (size_t)t >= sizeof tokens || c < 0 || (size_t)c >= sizeof conf) {
-        return ts_error_set(TS_ERR_INVALID, "the directory name %s is too long", d->dir);
-    }
-    if (mkdir(tokens, 0700) != 0) {
-        return ts_error_set(TS_ERR_IO, "cannot make %s", tokens);
-    }
-    int n = snprintf(text, sizeof text,
-                     "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n"
-                     "slots.removable = false\n",
-                     tokens);
-    ts_err rv = cli_write_output(conf, (const uint8_t *)text, (size_t)n, 0600);
-    if (rv != TS_OK) {
-        return rv;
-    }
-    if (old != NULL) {
-        d->saved_conf = OPENSSL_strdup(old);
-    }
-    if (setenv("SOFTHSM2_CONF", conf, 1) != 0) {
-        return ts_error_set(TS_ERR_IO, "cannot set SOFTHSM2_CONF");
-    }
-    d->conf_set = 1;
-    printf(IND "%-20s %s\n", "configuration", conf);
-    return TS_OK;
-}
-
-/* --- the steps ------------------------------------------------------------------------------- */
-
-static ts_err step_store(demo *d)
-{
-    char module_enc[3 * PATH_MAX];
-    char hex[2 * TS_KEYSTORE_UID_LEN + 1];
-    int n;
-    ts_err rv = ts_random_hex(d->pin, PIN_BYTES);
-
-    if (rv == TS_OK) {
-        rv = ts_random_hex(d->so_pin, PIN_BYTES);
-    }
-    if (rv != TS_OK) {
-        return rv;
-    }
-    if (d->pkcs11) {
-        printf(IND "%-20s %s\n", "PKCS#11 module", d->module);
-        rv = softhsm_config(d);
-        if (rv == TS_OK) {
-            rv = ts_uri_escape(d->module, module_enc, sizeof module_enc);
-        }
-        if (rv != TS_OK) {
-            return rv;
-        }
-        n = snprintf(d->uri, sizeof d->uri, "pkcs11:token=%s?module-path=%s&pin-value=%s",
-                     TOKEN_LABEL, module_enc, d->pin);
-    } else {
-        n = snprintf(d->uri, sizeof d->uri, "soft:%s/store?pin-value=%s", d->dir, d->pin);
-    }
-    if (n < 0 || (size_t)n >= sizeof d->uri) {
-        return ts_error_set(TS_ERR_INVALID, "the key-store URI is too long");
-    }
-    /* Random user and SO PINs: the demo never shows them, and nothing else needs them. */
-    rv = ts_keystore_create(d->uri, d->so_pin, &d->ks);
-    if (rv != TS_OK) {
-        return rv;
-    }
-    rv = cli_keystore_uid_hex(d->ks, hex);
-    if (rv != TS_OK) {
-        return rv;
-    }
-    printf(IND "%-20s %s\n", "store", ts_keystore_uri(d->ks));
-    printf(IND "%-20s %s (random, made when the store was created)\n", "uid", hex);
-    return TS_OK;
-}
-
-/* Asks the module itself: the key must be sensitive, unextractable, and its value unreadable. */
-static ts_err check_token_key(const demo *d)
-{
-    cli_p11_attrs a;
-    ts_err rv = cli_p11_key_attributes(d->module, TOKEN_LABEL, d->pin, KEY_LABEL, &a);
-    if (rv != TS_OK) {
-        return ts_error_prefix(rv, "asking the token about the key");
-    }
-    printf(IND "the token says:      CKA_SENSITIVE=%s CKA_EXTRACTABLE=%s\n",
-           a.sensitive ? "TRUE" : "FALSE", a.extractable ? "TRUE" : "FALSE");
-    printf(IND "                     CKA_ALWAYS_SENSITIVE=%s CKA_NEVER_EXTRACTABLE=%s\n",
-           a.always_sensitive ? "TRUE" : "FALSE", a.never_extractable ? "TRUE" : "FALSE");
-    printf(IND "reading CKA_VALUE:   %s\n",
-           a.value_refused ? "refused with CKR_ATTRIBUTE_SENSITIVE" : "NOT refused");
-    if (!a.sensitive || a.extractable || !a.never_extractable || !a.value_refused) {
-        return ts_error_set(TS_ERR_STATE, "the token would let the private key out");
-    }
-    return TS_OK;
-}
-
-static ts_err step_key(demo *d)
-{
-    BIGNUM *priv = NULL;
-    ts_err rv = ts_keystore_generate(d->ks, KEY_LABEL, TS_CURVE_P256);
-
-    if (rv != TS_OK) {
-        return rv;
-    }
-    rv = cli_keystore_print_list(d->ks, stdout, IND);
-    if (rv != TS_OK) {
-        return rv;
-    }
-    if (d->pkcs11) {
-        rv = check_token_key(d);
-    } else {
-        printf(IND "the soft: store keeps the private key encrypted under a key derived from\n" IND
-                   "the PIN, in %s/store, and has no call that exports it\n",
-               d->dir);
-    }
-    if (rv != TS_OK) {
-        return rv;
-    }
-    rv = ts_keystore_evp_pkey(d->ks, KEY_LABEL, &d->key);
-    if (rv != TS_OK) {
-        return rv;
-    }
-    /* Through the provider OpenSSL sees an ordinary EC key, but not its private value. */
-    if (EVP_PKEY_get_bn_param(d->key, OSSL_PKEY_PARAM_PRIV_KEY, &priv) == 1) {
-        BN_clear_free(priv);
-        return ts_error_set(TS_ERR_STATE, "OpenSSL could read the private value of the key");
-    }
-    ERR_clear_error();
-    printf(IND "through the provider OpenSSL sees a %d-bit %s key and cannot read its private\n" IND
-               "value (EVP_PKEY_get_bn_param(\"priv\") fails)\n",
-           EVP_PKEY_get_bits(d->key), EVP_PKEY_get0_type_name(d->key));
-    return TS_OK;
-}
-
-static ts_err step_csr(demo *d)
-{
-    X509_NAME *subject = NULL;
-    GENERAL_NAMES *sans = NULL;
-    char hex[2 * TS_KEYSTORE_UID_LEN + 1];
-    char san[64 + sizeof hex];
-    ts_err rv = cli_keystore_uid_hex(d->ks, hex);
-
-    /* The store's UID names the device in the request, as a URN. */
-    snprintf(san, sizeof san, "URI:urn:tessera:device:%s", hex);
-    if (rv == TS_OK) {
-        rv = cli_subject_parse(DEVICE_SUBJECT, &subject);
-    }
-    if (rv == TS_OK) {
-        rv = cli_san_parse(san, &sans);
-    }
-    if (rv == TS_OK) {
-        rv = cli_csr_make(d->ks, KEY_LABEL, subject, sans, &d->csr);
-    }
-    if (rv == TS_OK && X509_REQ_verify(d->csr, X509_REQ_get0_pubkey(d->csr)) != 1) {
-        rv = ts_error_set_openssl(TS_ERR_AUTH, "the request does not verify");
-    }
-    if (rv == TS_OK) {
-        const X509_ALGOR *alg = NULL;
-        const ASN1_OBJECT *oid = NULL;
-        X509_REQ_get0_signature(d->csr, NULL, &alg);
-        X509_ALGOR_get0(&oid, NULL, NULL, alg);
-        print_name("subject", X509_REQ_get_subject_name(d->csr));
-        printf(IND "%-20s %s\n", "subjectAltName", san);
-        printf(IND "%-20s %s, made inside the store\n", "signature", OBJ_nid2ln(OBJ_obj2nid(oid)));
-        printf(IND "%-20s verifies with the public key in the request\n", "check");
-    }
-    GENERAL_NAMES_free(sans);
-    X509_NAME_free(subject);
-    return rv;
-}
-
-static ts_err step_ca(demo *d)
-{
-    X509_NAME *server_name = NULL;
-    GENERAL_NAMES *server_sans = NULL;
-    ts_err rv = cli_ca_new(CA_SUBJECT, &d->ca);
-
-    if (rv == TS_OK) {
-        print_name("CA (key in memory)", X509_get_subject_name(cli_ca_cert(d->ca)));
-        rv = cli_ca_issue_for_request(d->ca, d->csr, &d->client_cert);
-    }
-    if (rv == TS_OK) {
-        print_name("client certificate", X509_get_subject_name(d->client_cert));
-        d->server_key = EVP_EC_gen("P-256");
-        if (d->server_key == NULL) {
-            rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot generate the server key");
-        }
-    }
-    if (rv == TS_OK) {
-        rv = cli_subject_parse(SERVER_SUBJECT, &server_name);
-    }
-    if (rv == TS_OK) {
-        rv = cli_san_parse("DNS:localhost,IP:127.0.0.1", &server_sans);
-    }
-    if (rv == TS_OK) {
-        rv = cli_ca_issue(d->ca, server_name, d->server_key, server_sans, 1, &d->server_cert);
-    }
-    if (rv == TS_OK) {
-        print_name("server certificate", X509_get_subject_name(d->server_cert));
-    }
-    GENERAL_NAMES_free(server_sans);
-    X509_NAME_free(server_name);
-    return rv;
-}
-
-static ts_err tls_outcome(const cli_tls_result *client, const cli_tls_result *server)
-{
-    if (client->rv != TS_OK || server->rv != TS_OK) {
-        return ts_error_set(client->rv != TS_OK ? client->rv : server->rv, "client: %s; server: %s",
-                            client->rv != TS_OK ? client->error : "ok",
-                            server->rv != TS_OK ? server->error : "ok");
-    }
-    if (strcmp(server->received, CLIENT_LINE) != 0 || strcmp(client->received, SERVER_LINE) != 0) {
-        return ts_error_set(TS_ERR_STATE, "the lines arrived changed");
-    }
-    return TS_OK;
-}
-
-static ts_err step_tls(demo *d)
-{
-    SSL_CTX *server_ctx = NULL, *client_ctx = NULL;
-    cli_tls_server *server = NULL;
-    cli_tls_result client_res = {.rv = TS_OK}, server_res = {.rv = TS_OK};
-    unsigned short port = 0;
-    X509 *ca = cli_ca_cert(d->ca);
-    OSSL_LIB_CTX *libctx = ts_provider_libctx();
-    ts_err rv;
-
-    if (libctx == NULL) {
-        return TS_ERR_CRYPTO;
-    }
-    /* The client's context is the provider's: its private key operations go to the store. */
-    rv = cli_tls_ctx_new(libctx, 0, d->client_cert, d->key, ca, &client_ctx);
-    if (rv == TS_OK) {
-        rv = cli_tls_ctx_new(NULL, 1, d->server_cert, d->server_key, ca, &server_ctx);
-    }
-    if (rv == TS_OK) {
-        rv = cli_tls_server_start(server_ctx, SERVER_LINE, &server, &port);
-    }
-    if (rv != TS_OK) {
-        goto done;
-    }
-    printf(IND "server on 127.0.0.1:%u requires a client certificate; TCP_NODELAY on both ends\n",
-           port);
-    (void)cli_tls_client_run(client_ctx, port, "localhost", CLIENT_LINE, &client_res);
-    cli_tls_server_finish(server, &server_res);
-    rv = tls_outcome(&client_res, &server_res);
-    if (rv != TS_OK) {
-        goto done;
-    }
-    printf(IND "%-20s %s, %s\n", "protocol", client_res.protocol, client_res.cipher);
-    printf(IND "%-20s %s\n", "server sees client", server_res.peer_subject);
-    printf(IND "%-20s %s\n", "client sees server", client_res.peer_subject);
-    printf(IND "%-20s \"%s\"\n", "client -> server", server_res.received);
-    printf(IND "%-20s \"%s\"\n", "server -> client", client_res.received);
-done:
-    SSL_CTX_free(client_ctx);
-    SSL_CTX_free(server_ctx);
-    return rv;
-}
-
-/* --- cleanup and the run --------------------------------------------------------------------- */
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* Frees everything, removes the directory and restores the environment; 0 when all is gone. */
-static int demo_cleanup(demo *d)
-{
-    int ok = 1;
-    X509_free(d->client_cert);
-    X509_free(d->server_cert);
-    EVP_PKEY_free(d->server_key);
-    cli_ca_free(d->ca);
-    X509_REQ_free(d->csr);
-    EVP_PKEY_free(d->key);
-    ts_keystore_free(d->ks);
-    if (d->dir[0] != '\0') {
-        ok = nftw(d->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 && access(d->dir, F_OK) != 0;
-    }
-    if (d->conf_set) {
-        if (d->saved_conf != NULL) {
-            setenv("SOFTHSM2_CONF", d->saved_conf, 1);
-        } else {
-            unsetenv("SOFTHSM2_CONF");
-        }
-    }
-    OPENSSL_free(d->saved_conf);
-    OPENSSL_cleanse(d->pin, sizeof d->pin);
-    OPENSSL_cleanse(d->so_pin, sizeof d->so_pin);
-    OPENSSL_cleanse(d->uri, sizeof d->uri);
-    return ok;
-}
+const char cli_demo_help[] =
+    "Runs the whole device-to-cloud path on 127.0.0.1, in a fresh temporary directory under\n"
+    "$TMPDIR (else /tmp): a key ceremony (tessera init), the trust service (tessera serve),\n"
+    "a broker certificate and an API token for the plugin, Mosquitto with tessera_mosquitto.so,\n"
+    "N devices each with its own soft: key store onboarded by claim code (tessera-agent init,\n"
+    "claim inject, enroll) and connected (tessera-agent run), their telemetry watched with the\n"
+    "service's identity, a signed command (ping) answered, one device's certificate revoked and\n"
+    "the device shown kicked and refused. It ends with a summary table, stops every process it\n"
+    "started (also on a failure or Ctrl-C) and removes the directory unless --keep is given.\n"
+    "\n"
+    "Exit status: 0 when every step passed, 1 when one failed (the message names it), 130 when\n"
+    "interrupted.\n"
+    "\n"
+    "Environment:\n"
+    "  TS_DEMO_MOSQUITTO   the broker program (default " DEFAULT_MOSQUITTO ")\n"
+    "  TS_SOFTHSM_MODULE   with --keystore: the SoftHSM2 PKCS#11 module\n";
 
 typedef struct demo_step {
     const char *title;
     ts_err (*run)(demo *d);
 } demo_step;
 
+static const demo_step steps[] = {
+    {"Key ceremony: root CA, issuing CA, service TLS identity", demo_step_ceremony},
+    {"Starting the trust service", demo_step_service},
+    {"Issuing the broker's server certificate", demo_step_broker_cert},
+    {"An API token for the broker plugin", demo_step_token},
+    {"Starting Mosquitto with the Tessera plugin", demo_step_mosquitto},
+    {"Watching the broker with the service's identity", demo_step_observer},
+    {"Onboarding devices by claim code", demo_step_onboard},
+    {"Agents connect over mutual TLS and publish telemetry", demo_step_telemetry},
+    {"A signed command", demo_step_command},
+    {"Revoking a device's certificate", demo_step_revoke},
+};
+
+enum { STEPS = sizeof steps / sizeof steps[0] };
+
+ts_err demo_path(const demo *d, char *out, const char *fmt, ...)
+{
+    char tail[DEMO_PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tail, sizeof tail, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tail) {
+        return ts_error_set(TS_ERR_INVALID, "a path under %s is too long", d->work);
+    }
+    n = snprintf(out, DEMO_PATH_MAX, "%s/%s", d->work, tail);
+    if (n < 0 || n >= DEMO_PATH_MAX) {
+        return ts_error_set(TS_ERR_INVALID, "a path under %s is too long", d->work);
+    }
+    return TS_OK;
+}
+
+ts_err demo_tessera(demo *d, const char *name, const char *const args[])
+{
+    const char *argv[32];
+    char log[DEMO_PATH_MAX];
+    size_t n = 0;
+    int code = 0;
+
+    argv[n++] = d->tessera;
+    for (size_t i = 0; args[i] != NULL && n + 1 < sizeof argv / sizeof argv[0]; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    ts_err rv = demo_path(d, log, "logs/%s.log", name);
+    if (rv != TS_OK) {
+        return rv;
+    }
+    snprintf(d->fail_log, sizeof d->fail_log, "%s", log);
+    rv = demo_run(name, log, DEMO_RUN_TIMEOUT_S, argv, &code);
+    if (rv != TS_OK) {
+        return rv;
+    }
+    if (code != 0) {
+        char what[64] = "";
+        for (size_t i = 0; i < 2 && args[i] != NULL && args[i][0] != '-'; i++) {
+            size_t used = strlen(what);
+            snprintf(what + used, sizeof what - used, " %s", args[i]);
+        }
+        return ts_error_set(TS_ERR_BACKEND, "tessera%s exited with status %d", what, code);
+    }
+    d->fail_log[0] = '\0';
+    return TS_OK;
+}
+
+/* --- signals ------------------------------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    demo_interrupted = 1;
+}
+
+static void signals_setup(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: a sleep or wait is cut short and sees the flag. */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    /* A closed pipe (the broker, a child, a reader of our output) is an error, not a death. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* --- set-up -------------------------------------------------------------------------------- */
+
+/* The programs: this tessera, tessera-agent beside it, the plugin in ../lib, the broker. */
+static ts_err find_programs(demo *d)
+{
+    char self[DEMO_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || (size_t)n + 1 >= sizeof self) {
+        return ts_error_set(TS_ERR_IO, "cannot read /proc/self/exe (or its path is too long)");
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "this program's path has no directory: %s", self);
+    }
+    memcpy(d->tessera, self, (size_t)n + 1);
+    *slash = '\0';
+    int ok = snprintf(d->agent, sizeof d->agent, "%s/tessera-agent", self) < (int)sizeof d->agent;
+    /* The plugin is a library: bin/../lib. */
+    char *up = strrchr(self, '/');
+    if (up != NULL) {
+        *up = '\0';
+    }
+    ok = ok &&
+         snprintf(d->plugin, sizeof d->plugin, "%s/lib/" PLUGIN_NAME, self) < (int)sizeof d->plugin;
+    if (!ok) {
+        return ts_error_set(TS_ERR_INVALID, "the path of this program is too long");
+    }
+    const char *broker = getenv("TS_DEMO_MOSQUITTO");
+    if (broker == NULL || broker[0] == '\0') {
+        broker = DEFAULT_MOSQUITTO;
+    }
+    if (snprintf(d->mosquitto, sizeof d->mosquitto, "%s", broker) >= (int)sizeof d->mosquitto) {
+        return ts_error_set(TS_ERR_INVALID, "TS_DEMO_MOSQUITTO is too long");
+    }
+    return TS_OK;
+}
+
+/* A fresh directory whose path needs no quoting in a key-store URI or a Mosquitto conf. */
+static ts_err make_workdir(demo *d)
+{
+    static const char plain[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._/";
+    const char *base = getenv("TMPDIR");
+    if (base == NULL || base[0] != '/' || strspn(base, plain) != strlen(base) ||
+        strlen(base) > 200) {
+        base = "/tmp";
+    }
+    snprintf(d->work, sizeof d->work, "%s/tessera-demo-XXXXXX", base);
+    if (mkdtemp(d->work) == NULL) {
+        int e = errno;
+        d->work[0] = '\0';
+        return ts_error_set(TS_ERR_IO, "cannot make a temporary directory under %s: %s", base,
+                            strerror(e));
+    }
+    ts_err rv = demo_path(d, d->logs, "logs");
+    if (rv == TS_OK && mkdir(d->logs, 0700) != 0) {
+        rv = ts_error_set(TS_ERR_IO, "cannot make %s: %s", d->logs, strerror(errno));
+    }
+    return rv;
+}
+
+/* --- the end ------------------------------------------------------------------------------- */
+
+/* Stops the observer, the agents, the broker and the service, in that order. */
+static void stop_all(demo *d)
+{
+    demo_proc *procs[DEMO_DEVICES_MAX];
+    size_t n = 0;
+    unsigned killed = 0, stopped = 0;
+
+    /* What the observer saw, kept for the summary. */
+    for (unsigned i = 0; i < d->ndev; i++) {
+        demo_observer_seen(d->observer, d->dev[i].uid, &d->dev[i].seen);
+    }
+    demo_observer_free(d->observer);
+    d->observer = NULL;
+    for (unsigned i = 0; i < d->ndev; i++) {
+        if (demo_proc_running(&d->dev[i].agent)) {
+            procs[n++] = &d->dev[i].agent;
+        }
+    }
+    stopped += (unsigned)n;
+    killed += demo_proc_stop(procs, n, DEMO_STOP_GRACE_MS);
+    demo_proc *broker = &d->mosquitto_proc, *serve = &d->serve;
+    if (demo_proc_running(broker)) {
+        stopped++;
+        killed += demo_proc_stop(&broker, 1, DEMO_STOP_GRACE_MS);
+    }
+    if (demo_proc_running(serve)) {
+        stopped++;
+        killed += demo_proc_stop(&serve, 1, DEMO_STOP_GRACE_MS);
+    }
+    printf(DEMO_IND "stopped %u process%s", stopped, stopped == 1 ? "" : "es");
+    if (killed > 0) {
+        printf(" (%u needed SIGKILL after %d s)", killed, DEMO_STOP_GRACE_MS / 1000);
+    }
+    printf("\n");
+}
+
+static void wipe(demo *d)
+{
+    OPENSSL_cleanse(d->keystore, sizeof d->keystore);
+    for (unsigned i = 0; i < DEMO_DEVICES_MAX; i++) {
+        OPENSSL_cleanse(d->dev[i].keystore, sizeof d->dev[i].keystore);
+    }
+}
+
+static int parse_devices(const cli_args *args, unsigned *out)
+{
+    const char *text = cli_opt_value(args, "devices");
+    uint64_t n = DEMO_DEVICES_DEFAULT;
+    if (text != NULL && (cli_parse_u64(text, &n) != 0 || n < 1 || n > DEMO_DEVICES_MAX)) {
+        return cli_usage_error(args, "--devices must be a number from 1 to %d", DEMO_DEVICES_MAX);
+    }
+    *out = (unsigned)n;
+    return CLI_EXIT_OK;
+}
+
 int cli_demo_run(const cli_args *args)
 {
-    const demo_step steps[] = {
-        {NULL, step_store}, /* titled below: it depends on the backend */
-        {"Generating a P-256 key inside the store", step_key},
-        {"Making a CSR signed inside the store, and verifying it", step_csr},
-        {"Issuing certificates from a throwaway demo CA", step_ca},
-        {"Mutual TLS 1.3 over 127.0.0.1, the client's key in the store", step_tls},
-    };
-    const size_t total = sizeof steps / sizeof steps[0] + 1;
-    demo *d = OPENSSL_zalloc(sizeof *d);
-    const char *module = getenv("TS_SOFTHSM_MODULE");
-    size_t failed = 0;
-    ts_err rv;
-
+    if (cli_opt_given(args, "keystore")) {
+        if (cli_opt_given(args, "devices") || cli_opt_given(args, "keep")) {
+            return cli_usage_error(args, "--keystore takes neither --devices nor --keep");
+        }
+        return cli_demo_keystore_run(args);
+    }
+    if (cli_opt_given(args, "soft")) {
+        return cli_usage_error(args, "--soft goes with --keystore");
+    }
+    unsigned ndev = 0;
+    int status = parse_devices(args, &ndev);
+    if (status != CLI_EXIT_OK) {
+        return status;
+    }
+    demo *d = calloc(1, sizeof *d);
     if (d == NULL) {
         fprintf(stderr, "tessera: demo: out of memory\n");
         return CLI_EXIT_FAIL;
     }
-    snprintf(d->module, sizeof d->module, "%s",
-             module != NULL && module[0] != '\0' ? module : DEFAULT_SOFTHSM_MODULE);
-    d->pkcs11 = !cli_opt_given(args, "soft") && access(d->module, R_OK) == 0;
-    printf("Tessera key-store demo: a key that never leaves its store proves the device's\n"
-           "identity in a TLS handshake. Everything stays on this machine.\n");
-    rv = make_workdir(d);
+    d->ndev = ndev;
+    d->keep = cli_opt_given(args, "keep");
+    signals_setup();
+    mosquitto_lib_init();
+    long long t0 = demo_now_ms();
+    size_t failed = 0;
+    ts_err rv = find_programs(d);
+    if (rv == TS_OK) {
+        rv = make_workdir(d);
+    }
     if (rv != TS_OK) {
         fprintf(stderr, "tessera: demo: %s\n", ts_error_message());
-        OPENSSL_free(d);
+        mosquitto_lib_cleanup();
+        free(d);
         return CLI_EXIT_FAIL;
     }
-    printf("Working in %s (removed at the end).\n", d->dir);
-    if (!d->pkcs11 && !cli_opt_given(args, "soft")) {
-        printf("\nSoftHSM2 is not installed (no %s; set TS_SOFTHSM_MODULE to\n"
-               "point at it): falling back to a soft: store.\n",
-               d->module);
-    }
-    for (size_t i = 0; i < total - 1; i++) {
-        const char *title = steps[i].title;
-        if (title == NULL) {
-            title = d->pkcs11 ? "Creating a SoftHSM2 token" : "Creating a soft: key store";
-        }
-        printf("\n[%zu/%zu] %s\n", i + 1, total, title);
+    printf("Tessera demo: %u device%s to the cloud, everything on 127.0.0.1.\n", ndev,
+           ndev == 1 ? "" : "s");
+    printf("Working in %s (%s at the end).\n", d->work, d->keep ? "kept" : "removed");
+    for (size_t i = 0; i < STEPS && failed == 0; i++) {
+        printf("[%zu/%d] %s\n", i + 1, STEPS, steps[i].title);
         fflush(stdout);
-        rv = steps[i].run(d);
+        d->fail_log[0] = '\0';
+        rv = demo_interrupted ? ts_error_set(TS_ERR_STATE, "interrupted") : steps[i].run(d);
         if (rv != TS_OK) {
             failed = i + 1;
             fflush(stdout); /* the message lands after what the step printed */
-            fprintf(stderr, "tessera: demo: step %zu (%s) failed: %s\n", failed, title,
+            if (demo_interrupted) {
+                fprintf(stderr, "tessera: demo: interrupted during step %zu (%s)\n", failed,
+                        steps[i].title);
+                break;
+            }
+            fprintf(stderr, "tessera: demo: step %zu (%s) failed: %s\n", failed, steps[i].title,
                     ts_error_message());
-            break;
+            if (d->fail_log[0] != '\0') {
+                demo_log_tail(d->fail_log, TAIL_LINES, stderr);
+            }
         }
     }
-    printf("\n[%zu/%zu] Cleaning up\n", total, total);
-    if (!demo_cleanup(d)) {
-        fprintf(stderr, "tessera: demo: could not remove %s\n", d->dir);
-        failed = failed != 0 ? failed : total;
+    printf("Stopping\n");
+    stop_all(d);
+    int removed = 1;
+    if (d->keep) {
+        printf(DEMO_IND "kept %s (logs in %s)\n", d->work, d->logs);
     } else {
-        printf(IND "removed %s%s\n", d->dir, d->conf_set ? " and restored SOFTHSM2_CONF" : "");
+        removed = demo_remove_tree(d->work) == 0;
+        if (removed) {
+            printf(DEMO_IND "removed %s\n", d->work);
+        } else {
+            fprintf(stderr, "tessera: demo: could not remove %s\n", d->work);
+        }
     }
-    if (failed == 0) {
-        printf("\nDone: the %s made a P-256 key, signed a CSR for it, and the key then\n"
-               "authenticated the device in a mutual TLS 1.3 handshake, all without leaving it.\n",
-               d->pkcs11 ? "SoftHSM2 token" : "soft: store");
+    double secs = (double)(demo_now_ms() - t0) / 1000.0;
+    if (failed == 0 && removed) {
+        demo_summary(d, stdout);
+        printf("Done in %.1f s.\n", secs);
+        status = CLI_EXIT_OK;
+    } else if (failed != 0 && demo_interrupted) {
+        printf("Interrupted at step %zu of %d after %.1f s; everything started was stopped.\n",
+               failed, STEPS, secs);
+        status = EXIT_INTERRUPTED;
+    } else if (failed != 0) {
+        printf("The demo stopped at step %zu of %d (%s); see the message above.\n", failed, STEPS,
+               steps[failed - 1].title);
+        status = CLI_EXIT_FAIL;
     } else {
-        printf("\nThe demo stopped at step %zu of %zu; see the message above.\n", failed, total);
+        status = CLI_EXIT_FAIL;
     }
-    OPENSSL_free(d);
-    return failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    wipe(d);
+    mosquitto_lib_cleanup();
+    free(d);
+    return status;
 }

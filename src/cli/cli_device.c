@@ -2,12 +2,13 @@
  * tessera device: the device registry of a tenant. A device is known by its UID (the CN of its
  * certificates); a disabled device gets no certificate and its certificates fail authentication
  * at the service and the broker until it is enabled again. Each command works on --dir or, in
- * remote mode, on --server.
+ * remote mode, on --server. Remote commands are in cli_command.c.
  */
 #include <string.h>
 
 #include <openssl/crypto.h>
 
+#include "cli/cli_command.h"
 #include "cli/cli_remote.h"
 #include "tessera/access.h"
 
@@ -315,6 +316,21 @@ const cli_command cli_device_commands[] = {
      .summary = "Enable a disabled device again",
      .opts = uid_opts,
      .run = cmd_enable,
+     .help = CLI_REMOTE_HELP},
+    {.name = "command",
+     .summary = "Send a signed remote command: UID NAME [ARGS...]; waits for its result",
+     .opts = cli_command_opts,
+     .run = cli_command_run,
+     .help = "Prints \"command ID seq N\", then waits up to --wait seconds (30; 0: do not wait)\n"
+             "for the result: \"done: OUTPUT\" (exit 0), or \"failed: ERROR\", \"refused: "
+             "ERROR\",\n\"expired\", \"no result within N s\" (exit 1). The service publishes "
+             "commands\nonly when it runs with --mqtt (docs/commands.md); otherwise they stay "
+             "pending.\nAn argument that starts with '-' is given as --word=ARG.\n\n"
+             "Example:\n  tessera device command dev-0042 reboot --ttl 60\n\n" CLI_REMOTE_HELP},
+    {.name = "commands",
+     .summary = "List a device's commands, newest first: id, seq, name, status, issued (tabs)",
+     .opts = cli_commands_opts,
+     .run = cli_commands_run,
      .help = CLI_REMOTE_HELP},
     {0},
 };

@@ -42,6 +42,7 @@ static const struct {
     {"device show", "--uid"},     {"device register", "--uid"}, {"device disable", "--uid"},
     {"device enable", "--uid"},   {"user create", "--name"},    {"user disable", "--name"},
     {"user enable", "--name"},    {"token revoke", "--id"},     {"job show", "--id"},
+    {"device command", "--word"}, {"device commands", "--uid"},
 };
 
 const char *cli_instance_dir(const cli_args *args)
@@ -234,7 +235,10 @@ int cli_argv_positional(const cli_command *top, int argc, char **argv, int *out_
             snprintf(buf, sizeof buf, "%.*s", (int)len, repeat);
             option = buf;
         } else if (cmd->subs == NULL && arg[0] != '-' && pos_option != NULL) {
+            /* A repeatable positional option takes every word that follows, too. */
+            const cli_opt *o = leaf_opt(cmd, pos_option);
             option = pos_option;
+            repeat = o != NULL && (o->flags & CLI_OPT_REPEAT) != 0 ? pos_option : NULL;
             pos_option = NULL;
         }
         if ((option != NULL && push(out, &n, option) != 0) || push(out, &n, arg) != 0) {

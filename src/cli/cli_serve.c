@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli_instance.h"
+#include "tessera/commands.h"
 #include "tessera/service.h"
 
 enum { SVC_THREADS_CLI_MAX = 64 };
@@ -27,6 +28,12 @@ const cli_opt cli_serve_opts[] = {
     {.name = "shutdown-grace",
      .value = "SECONDS",
      .help = "on SIGTERM, wait this long for requests in flight (30)"},
+    {.name = "mqtt",
+     .value = "HOST:PORT",
+     .help = "publish signed commands and take results through this MQTT broker (TLS)"},
+    {.name = "mqtt-trust",
+     .value = "FILE",
+     .help = "PEM CA certificate(s) that verify the broker (default: the instance's CAs)"},
     {0},
 };
 
@@ -102,6 +109,26 @@ int cli_serve_run(const cli_args *args)
         number_opt(args, "shutdown-grace", 1, 3600, &grace) != 0) {
         return CLI_EXIT_USAGE;
     }
+    /* --mqtt HOST:PORT: the host may be [v6]. */
+    const char *mqtt = cli_opt_value(args, "mqtt");
+    char mqtt_host[256] = "";
+    uint64_t mqtt_port = 0;
+    if (mqtt != NULL) {
+        const char *colon = strrchr(mqtt, ':');
+        size_t hlen = colon != NULL ? (size_t)(colon - mqtt) : 0;
+        if (hlen >= 2 && mqtt[0] == '[' && mqtt[hlen - 1] == ']') {
+            mqtt++;
+            hlen -= 2;
+        }
+        if (colon == NULL || hlen == 0 || hlen >= sizeof mqtt_host ||
+            cli_parse_u64(colon + 1, &mqtt_port) != 0 || mqtt_port < 1 || mqtt_port > 65535) {
+            return cli_usage_error(args, "--mqtt: HOST:PORT");
+        }
+        memcpy(mqtt_host, mqtt, hlen);
+        mqtt_host[hlen] = '\0';
+    } else if (cli_opt_given(args, "mqtt-trust")) {
+        return cli_usage_error(args, "--mqtt-trust goes with --mqtt");
+    }
     ts_service_config config = {
         .dir = cli_instance_dir(args),
         .listen = cli_opt_value(args, "listen"),
@@ -120,10 +147,26 @@ int cli_serve_run(const cli_args *args)
         return cli_fail();
     }
     running = service;
+    ts_service_mqtt *mq = NULL;
+    if (mqtt != NULL) {
+        ts_service_mqtt_config mc = {.dir = config.dir,
+                                     .db_url = config.db_url,
+                                     .host = mqtt_host,
+                                     .port = (unsigned)mqtt_port,
+                                     .trust_file = cli_opt_value(args, "mqtt-trust")};
+        if (ts_service_mqtt_start(&mc, &mq) != TS_OK) {
+            running = NULL;
+            ts_service_free(service);
+            return cli_fail();
+        }
+    }
     print_listening("https", config.listen != NULL ? config.listen : "127.0.0.1:8443",
                     ts_service_port(service, 1));
     if (config.http_listen != NULL) {
         print_listening("http", config.http_listen, ts_service_port(service, 0));
+    }
+    if (mq != NULL) {
+        printf("mqtt %s:%u\n", mqtt_host, (unsigned)mqtt_port);
     }
     fflush(stdout);
     if (stop_requested) {
@@ -133,6 +176,7 @@ int cli_serve_run(const cli_args *args)
     /* Only this thread is left: no handler may touch the service while it is freed. */
     block_stop_signals();
     running = NULL;
+    ts_service_mqtt_stop(mq);
     ts_service_free(service);
     return rv == TS_OK ? CLI_EXIT_OK : cli_fail();
 }

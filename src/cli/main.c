@@ -7,15 +7,11 @@
 
 #include <openssl/crypto.h>
 
+#include "cli/cli_demo.h"
 #include "cli/cli_instance.h"
 #include "cli/cli_internal.h"
 #include "cli/cli_job.h"
 #include "cli/cli_rtp.h"
-
-static const cli_opt demo_opts[] = {
-    {.name = "soft", .help = "use a soft: store even when SoftHSM2 is installed"},
-    {0},
-};
 
 static const cli_command top_commands[] = {
     {.name = "init",
@@ -87,17 +83,11 @@ static const cli_command top_commands[] = {
      .summary = "Manage a key store: keys, data objects and counters",
      .subs = cli_keystore_commands,
      .help = cli_keystore_env_help},
-    {
-        .name = "demo",
-        .summary = "Run the key-store demo: a token key, a CSR and mutual TLS on loopback",
-        .opts = demo_opts,
-        .run = cli_demo_run,
-        .help = "Everything happens in a fresh temporary directory that is removed at the end.\n"
-                "\n"
-                "Environment:\n"
-                "  TS_SOFTHSM_MODULE   the SoftHSM2 PKCS#11 module\n"
-                "                      (default /usr/lib/softhsm/libsofthsm2.so)\n",
-    },
+    {.name = "demo",
+     .summary = "Run the device-to-cloud demo on loopback: service, broker, devices",
+     .opts = cli_demo_opts,
+     .run = cli_demo_run,
+     .help = cli_demo_help},
     {0},
 };
 

@@ -46,6 +46,7 @@ const char *ts_err_name(ts_err err)
         [TS_ERR_CONFLICT] = "conflict",
         [TS_ERR_DENIED] = "denied",
         [TS_ERR_LIMIT] = "limit exceeded",
+        [TS_ERR_EXPIRED] = "expired",
     };
     if ((size_t)err >= sizeof names / sizeof names[0] || names[err] == NULL) {
         return "unknown error";

@@ -32,6 +32,8 @@ typedef enum ts_profile_kind {
     TS_PROFILE_SERVER = 1,
     TS_PROFILE_FIRMWARE_SIGNER = 2,
     TS_PROFILE_VERIFICATION = 3,
+    TS_PROFILE_COMMAND_SIGNER = 4, /* signs remote commands (include/tessera/command.h) */
+    TS_PROFILE_CLIENT = 5,         /* a TLS client that is not a device (the service's MQTT) */
 } ts_profile_kind;
 
 /* Key types a profile may allow, as bits; the RSA bits mean "at least that many bits". */

@@ -3,16 +3,20 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/objects.h>
 
 #include "common/error_internal.h"
 #include "pki/pki_internal.h"
+#include "tessera/command.h"
 
 const ts_pki_name ts_pki_kind_table[] = {
     {"device", TS_PROFILE_DEVICE},
     {"server", TS_PROFILE_SERVER},
     {"firmware-signer", TS_PROFILE_FIRMWARE_SIGNER},
     {"verification", TS_PROFILE_VERIFICATION},
+    {"command-signer", TS_PROFILE_COMMAND_SIGNER},
+    {"client", TS_PROFILE_CLIENT},
     {NULL, 0},
 };
 
@@ -49,7 +53,10 @@ const ts_pki_name ts_pki_ku_table[] = {
     {NULL, 0},
 };
 
-/* RFC 5280 section 4.2.1.12 purposes. */
+/* RFC 5280 section 4.2.1.12 purposes. The command-signing purpose has no NID of its own in
+ * OpenSSL: it gets one at run time (eku_command_nid()), and the lookups below name it. */
+#define EKU_COMMAND_NAME "tesseraCommandSigning"
+
 const ts_pki_name ts_pki_eku_table[] = {
     {"serverAuth", NID_server_auth},
     {"clientAuth", NID_client_auth},
@@ -145,10 +152,57 @@ static const struct {
      "\"san\":{\"policy\":\"forbidden\"},"
      "\"csr_extensions\":[\"keyUsage\",\"extendedKeyUsage\",\"basicConstraints\"],"
      "\"validity\":{\"days\":1}}"},
+    {"command-signer",
+     "{\"name\":\"command-signer\",\"description\":\"The tenant's remote-command signing key\","
+     "\"kind\":\"command-signer\",\"key_types\":[\"P-256\"],\"signature_digest\":\"SHA-256\","
+     "\"key_usage\":[\"digitalSignature\"],"
+     "\"extended_key_usage\":[\"" EKU_COMMAND_NAME "\"],"
+     "\"subject\":[{\"type\":\"O\",\"value\":\"<org>\"},"
+     "{\"type\":\"CN\",\"value\":\"<csr>\"}],"
+     "\"csr_subject\":[\"O\",\"CN\"],"
+     "\"san\":{\"policy\":\"forbidden\"},"
+     "\"csr_extensions\":[\"keyUsage\",\"extendedKeyUsage\",\"basicConstraints\"],"
+     "\"validity\":{\"days\":825}}"},
+    {"service-client",
+     "{\"name\":\"service-client\",\"description\":\"The trust service as a TLS client\","
+     "\"kind\":\"client\",\"key_types\":[\"P-256\",\"P-384\",\"RSA-2048+\"],"
+     "\"signature_digest\":\"SHA-256\",\"key_usage\":[\"digitalSignature\"],"
+     "\"extended_key_usage\":[\"clientAuth\"],"
+     "\"subject\":[{\"type\":\"O\",\"value\":\"<org>\"},"
+     "{\"type\":\"CN\",\"value\":\"<csr>\"}],"
+     "\"csr_subject\":[\"O\",\"CN\"],"
+     "\"san\":{\"policy\":\"forbidden\"},"
+     "\"csr_extensions\":[\"keyUsage\",\"extendedKeyUsage\",\"basicConstraints\"],"
+     "\"validity\":{\"days\":397}}"},
 };
+
+static CRYPTO_ONCE eku_command_once = CRYPTO_ONCE_STATIC_INIT;
+static int eku_command_value = NID_undef;
+
+static void eku_command_init(void)
+{
+    int nid = OBJ_txt2nid(TS_COMMAND_EKU_OID);
+    if (nid == NID_undef) {
+        ERR_set_mark();
+        nid = OBJ_create(TS_COMMAND_EKU_OID, EKU_COMMAND_NAME, "Tessera command signing");
+        ERR_pop_to_mark();
+    }
+    eku_command_value = nid;
+}
+
+/* The NID of TS_COMMAND_EKU_OID, registered once per process; NID_undef when that failed. */
+static int eku_command_nid(void)
+{
+    return CRYPTO_THREAD_run_once(&eku_command_once, eku_command_init) ? eku_command_value
+                                                                       : NID_undef;
+}
 
 int ts_pki_name_value(const ts_pki_name *table, const char *name)
 {
+    if (table == ts_pki_eku_table && strcmp(name, EKU_COMMAND_NAME) == 0) {
+        int nid = eku_command_nid();
+        return nid != NID_undef ? nid : -1;
+    }
     for (size_t i = 0; table[i].name != NULL; i++) {
         if (strcmp(table[i].name, name) == 0) {
             return table[i].value;
@@ -159,6 +213,9 @@ int ts_pki_name_value(const ts_pki_name *table, const char *name)
 
 const char *ts_pki_name_of(const ts_pki_name *table, int value)
 {
+    if (table == ts_pki_eku_table && value != NID_undef && value == eku_command_nid()) {
+        return EKU_COMMAND_NAME;
+    }
     for (size_t i = 0; table[i].name != NULL; i++) {
         if (table[i].value == value) {
             return table[i].name;
@@ -242,7 +299,8 @@ ts_err ts_profile_builtin(const char *name, ts_profile **out)
         }
     }
     return ts_error_set(TS_ERR_NOT_FOUND,
-                        "no built-in profile '%s' (device, server, firmware-signer, verification)",
+                        "no built-in profile '%s' (device, server, firmware-signer, verification, "
+                        "command-signer, service-client)",
                         name);
 }
 
@@ -399,6 +457,19 @@ static ts_err validate_kind(const ts_profile *p)
     case TS_PROFILE_FIRMWARE_SIGNER:
         if (!has_eku(p, NID_code_sign)) {
             return bad(p, "extended_key_usage", "a firmware-signer profile needs codeSigning");
+        }
+        break;
+    case TS_PROFILE_COMMAND_SIGNER:
+        /* Only this purpose: a device must never take a TLS or code-signing certificate's
+         * signature as a command (docs/commands.md). */
+        if (p->eku_count != 1 || !has_eku(p, eku_command_nid())) {
+            return bad(p, "extended_key_usage",
+                       "a command-signer profile has exactly " EKU_COMMAND_NAME);
+        }
+        break;
+    case TS_PROFILE_CLIENT:
+        if (!has_eku(p, NID_client_auth)) {
+            return bad(p, "extended_key_usage", "a client profile needs clientAuth");
         }
         break;
     }

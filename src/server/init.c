@@ -25,6 +25,7 @@
 #include "common/file_internal.h"
 #include "server/init_internal.h"
 #include "tessera/ceremony.h"
+#include "tessera/commands.h"
 
 #define SOFTHSM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 
@@ -418,6 +419,9 @@ static ts_err init_access(init_state *s, ts_ca_init_result *res)
     EVP_PKEY_free(pub);
     s->made_tls = rv == TS_ERR_NOT_FOUND;
     rv = ts_ca_tls_server_cert(&s->ca, names, count);
+    if (rv == TS_OK) {
+        rv = ts_ca_tls_client_cert(&s->ca); /* the service's MQTT identity */
+    }
     if (rv == TS_OK) {
         rv = ts_ca_user_create(&s->ca, NULL, "admin", TS_ROLE_ADMIN, NULL, NULL);
     }

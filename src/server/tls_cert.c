@@ -15,6 +15,7 @@
 
 #include "common/error_internal.h"
 #include "common/file_internal.h"
+#include "server/command_internal.h"
 #include "server/server_internal.h"
 
 enum {
@@ -70,6 +71,32 @@ static ts_err san_add(GENERAL_NAMES *sans, const char *name)
     return ok ? TS_OK : ts_error_set_openssl(TS_ERR_NOMEM, "cannot add SAN %s", name);
 }
 
+/* DIR/name (under tls/): the leaf, then the issuing CA; written whole or not at all. */
+static ts_err tls_write_file(ts_ca *ca, const char *name, X509 *leaf, X509 *issuing)
+{
+    char dir[TS_CA_PATH_MAX], path[TS_CA_PATH_MAX];
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    ts_err rv = srv_path(dir, sizeof dir, ca->dir, SRV_TLS_DIR);
+    if (rv == TS_OK) {
+        rv = srv_path(path, sizeof path, ca->dir, name);
+    }
+    if (rv == TS_OK && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rv = ts_error_set(TS_ERR_IO, "cannot make %s: %s", dir, strerror(errno));
+    }
+    if (rv == TS_OK &&
+        (mem == NULL || !PEM_write_bio_X509(mem, leaf) || !PEM_write_bio_X509(mem, issuing))) {
+        rv = ts_error_set_openssl(TS_ERR_NOMEM, "cannot encode the TLS certificate");
+    }
+    if (rv == TS_OK) {
+        long len = BIO_get_mem_data(mem, &data);
+        /* Certificates are public: readable by the service's other users. */
+        rv = ts_file_write_atomic(path, (const uint8_t *)data, (size_t)len, 0644);
+    }
+    BIO_free(mem);
+    return rv;
+}
+
 /* The service's key, made when missing. */
 static ts_err tls_key(ts_ca *ca, EVP_PKEY **pub)
 {
@@ -90,27 +117,7 @@ static ts_err tls_key(ts_ca *ca, EVP_PKEY **pub)
 /* DIR/tls/server.pem: the leaf, then the issuing CA; written whole or not at all. */
 static ts_err tls_write(ts_ca *ca, X509 *leaf, X509 *issuing)
 {
-    char dir[TS_CA_PATH_MAX], path[TS_CA_PATH_MAX];
-    BIO *mem = BIO_new(BIO_s_mem());
-    char *data = NULL;
-    ts_err rv = srv_path(dir, sizeof dir, ca->dir, SRV_TLS_DIR);
-    if (rv == TS_OK) {
-        rv = srv_path(path, sizeof path, ca->dir, SRV_TLS_CERT_FILE);
-    }
-    if (rv == TS_OK && mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rv = ts_error_set(TS_ERR_IO, "cannot make %s: %s", dir, strerror(errno));
-    }
-    if (rv == TS_OK &&
-        (mem == NULL || !PEM_write_bio_X509(mem, leaf) || !PEM_write_bio_X509(mem, issuing))) {
-        rv = ts_error_set_openssl(TS_ERR_NOMEM, "cannot encode the TLS server certificate");
-    }
-    if (rv == TS_OK) {
-        long len = BIO_get_mem_data(mem, &data);
-        /* Certificates are public: readable by the service's other users. */
-        rv = ts_file_write_atomic(path, (const uint8_t *)data, (size_t)len, 0644);
-    }
-    BIO_free(mem);
-    return rv;
+    return tls_write_file(ca, SRV_TLS_CERT_FILE, leaf, issuing);
 }
 
 ts_err ts_ca_tls_server_cert(ts_ca *ca, const char *const *names, size_t count)
@@ -181,4 +188,43 @@ ts_err ts_ca_tls_server_cert(ts_ca *ca, const char *const *names, size_t count)
     GENERAL_NAMES_free(sans);
     EVP_PKEY_free(pub);
     return rv != TS_OK ? ts_error_prefix(rv, "TLS server certificate") : TS_OK;
+}
+
+ts_err ts_ca_tls_client_cert(ts_ca *ca)
+{
+    static const char *const profile = "service-client";
+    srv_issue_ctx c;
+    srv_issue_req req;
+    EVP_PKEY *pub = NULL;
+    X509_NAME *subject = NULL;
+    X509 *cert = NULL;
+
+    if (ca == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "ts_ca_tls_client_cert: missing argument");
+    }
+    ts_err rv = tls_key(ca, &pub);
+    if (rv == TS_OK) {
+        rv = srv_builtin_ctx_load(ca, TS_DEFAULT_TENANT, profile, &c);
+        if (rv == TS_OK) {
+            rv = srv_subject_make(c.tenant.org[0] != '\0' ? c.tenant.org : ca->org,
+                                  TS_TLS_CLIENT_CN, &subject);
+            if (rv == TS_OK) {
+                srv_issue_req_init(ca, &c, profile, "cert.issue", &req);
+                req.params.public_key = pub;
+                req.params.subject = subject;
+                req.device_uid = "";
+                req.details = srv_json("{s:s, s:s}", "purpose", "service-client", "key_label",
+                                       TS_TLS_KEY_LABEL);
+                rv = srv_issue(ca, &req, &cert);
+            }
+            if (rv == TS_OK) {
+                rv = tls_write_file(ca, TS_TLS_CLIENT_CERT_FILE, cert, c.issuer.cert);
+            }
+            srv_issue_ctx_clear(&c);
+        }
+    }
+    X509_free(cert);
+    X509_NAME_free(subject);
+    EVP_PKEY_free(pub);
+    return rv != TS_OK ? ts_error_prefix(rv, "TLS client certificate") : TS_OK;
 }

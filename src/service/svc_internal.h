@@ -96,6 +96,7 @@ extern const svc_route svc_est_routes[];        /* svc_est.c: /.well-known/est/.
 extern const svc_route svc_revocation_routes[]; /* svc_revocation.c: /crl, /ocsp, feed */
 extern const svc_route svc_api_routes[];        /* svc_api*.c: the rest of /api/v1 */
 extern const svc_route svc_session_routes[];    /* svc_session_api.c: sessions, jobs */
+extern const svc_route svc_command_routes[];    /* svc_api_commands.c: remote commands */
 extern const svc_route svc_openapi_routes[];    /* svc_openapi.c: /api/v1/openapi.json */
 
 /* Every route table in dispatch order, NULL-terminated. */

@@ -182,16 +182,33 @@ static const char *const pg_v3[] = {V3(P_ID, P_INT, P_BLOB, P_END), NULL};
 static const char *const sqlite_v4[] = {V4(S_ID, S_INT, S_BLOB, S_END), NULL};
 static const char *const pg_v4[] = {V4(P_ID, P_INT, P_BLOB, P_END), NULL};
 
+/* --- Version 5: signed remote commands (docs/commands.md) ----------------------------------- */
+
+/* state: 1 pending, 2 sent, 3 done, 4 failed, 5 refused, 6 expired (ts_command_state). seq is
+ * per device, unique, and assigned by the inserting statement itself. */
+#define COMMANDS(ID, INT, BLOB, END)                                                               \
+    "CREATE TABLE commands (" ID ", cmd_id TEXT NOT NULL UNIQUE, "                                 \
+    "tenant_id " INT " NOT NULL REFERENCES tenants (id), device_uid TEXT NOT NULL, "               \
+    "seq " INT " NOT NULL CHECK (seq >= 1), name TEXT NOT NULL, args TEXT NOT NULL, "              \
+    "issued " INT " NOT NULL, expires " INT " NOT NULL, "                                          \
+    "state " INT " NOT NULL CHECK (state BETWEEN 1 AND 6), output TEXT NOT NULL, "                 \
+    "error TEXT NOT NULL, result_time " INT " NOT NULL, sent " INT " NOT NULL, "                   \
+    "actor TEXT NOT NULL, UNIQUE (tenant_id, device_uid, seq)" END
+
+#define V5(ID, INT, BLOB, END)                                                                     \
+    COMMANDS(ID, INT, BLOB, END), "CREATE INDEX commands_by_state ON commands (state, id)"
+
+static const char *const sqlite_v5[] = {V5(S_ID, S_INT, S_BLOB, S_END), NULL};
+static const char *const pg_v5[] = {V5(P_ID, P_INT, P_BLOB, P_END), NULL};
+
 typedef struct ts_migration {
     const char *const *steps[2]; /* by ts_sql_driver.dialect */
 } ts_migration;
 
 /* Version n is migrations[n - 1]. Only ever append. */
 static const ts_migration migrations[] = {
-    {{sqlite_v1, pg_v1}},
-    {{sqlite_v2, pg_v2}},
-    {{sqlite_v3, pg_v3}},
-    {{sqlite_v4, pg_v4}},
+    {{sqlite_v1, pg_v1}}, {{sqlite_v2, pg_v2}}, {{sqlite_v3, pg_v3}},
+    {{sqlite_v4, pg_v4}}, {{sqlite_v5, pg_v5}},
 };
 
 #define LATEST ((int)(sizeof migrations / sizeof migrations[0]))

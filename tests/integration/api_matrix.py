@@ -94,6 +94,9 @@ EXPECTED = {
     ("POST", T + "/devices/{uid}/disable"): rule("tenant", 200, A_O),
     ("POST", T + "/devices/{uid}/enable"): rule("tenant", 200, A_O),
     ("GET", T + "/devices/{uid}/status"): rule("tenant", 200, ALL),
+    ("POST", T + "/devices/{uid}/commands"): rule("tenant", 201, A_O),
+    ("GET", T + "/devices/{uid}/commands"): rule("tenant", 200, ALL),
+    ("GET", T + "/devices/{uid}/commands/{id}"): rule("tenant", 200, ALL),
     ("GET", T + "/jobs"): rule("tenant", 200, A_O_U),
     ("POST", T + "/jobs"): rule("tenant", 201, A_O),
     ("GET", T + "/jobs/{id}"): rule("tenant", 200, A_O_U),
@@ -373,6 +376,21 @@ def build_cell(w, method, pattern, side):
         return Cell("%s/claims/%d" % (t, claim["id"]), unchanged=claim_same)
     if key == ("GET", T + "/devices/{uid}/status"):
         return Cell("%s/devices/%s/status" % (t, w.device_uid[side]))
+    if key == ("GET", T + "/devices/{uid}/commands"):
+        return Cell("%s/devices/%s/commands" % (t, w.device_uid[side]))
+    if key == ("POST", T + "/devices/{uid}/commands"):
+        path = "%s/devices/%s/commands" % (t, w.device_uid[side])
+        before = len(w.must(a("GET", path), 200, "commands")["items"])
+
+        def commands_same():
+            r = a("GET", path)
+            return "" if r.doc and len(r.doc["items"]) == before else "commands of " + path
+        return Cell(path, body={"name": "echo", "args": ["x"], "ttl": 60},
+                    unchanged=commands_same)
+    if key == ("GET", T + "/devices/{uid}/commands/{id}"):
+        path = "%s/devices/%s/commands" % (t, w.device_uid[side])
+        cmd = w.must(a("POST", path, {"name": "echo"}), 201, "command")
+        return Cell("%s/%s" % (path, cmd["id"]))
     if key == ("POST", T + "/jobs"):
         return Cell(t + "/jobs", body={"device": w.fresh("jd"), "reenroll": True})
     if key == ("GET", T + "/jobs/{id}"):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tessera command, end to end: every keystore subcommand on a soft: store and on a SoftHSM2
 # token; --help everywhere; bad input refused with a message naming the cause, a non-zero exit
-# and no change to the store; the PIN never printed; and `tessera demo`.
+# and no change to the store; the PIN never printed; and `tessera demo --keystore`.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -308,10 +308,11 @@ assert_match "$ERR" '^tessera: .*nosuchtoken' "missing token: named"
 unchanged "soft: bad URIs" "${stores[soft]}" "$before"
 unchanged "pkcs11: bad URIs" "${stores[pkcs11]}" "$before_p11"
 
-# --- the demo ---------------------------------------------------------------------------------
+# --- the key-store walk: tessera demo --keystore (tests/integration/test_demo.sh runs the demo) --
 
 demo_tmp=$(mktemp -d "$TS_TEST_TMP/demo-XXXXXX")
-run_ok "tessera demo" env TMPDIR="$demo_tmp" TS_SOFTHSM_MODULE="$module" "$TESSERA" demo
+run_ok "tessera demo --keystore" env TMPDIR="$demo_tmp" TS_SOFTHSM_MODULE="$module" "$TESSERA" \
+    demo --keystore
 for step in 1 2 3 4 5 6; do
     assert_match "$OUT" "^\[$step/6\] " "demo prints step $step"
 done
@@ -327,16 +328,16 @@ assert_match "$OUT" 'server -> client +"hello' "demo: a line reaches the client"
 assert_match "$OUT" '^Done: ' "demo ends with a summary"
 assert_eq "$(find "$demo_tmp" -mindepth 1 | wc -l)" 0 "demo removes everything it made"
 
-run_ok "tessera demo without SoftHSM2" env TMPDIR="$demo_tmp" \
-    TS_SOFTHSM_MODULE=/nonexistent/libsofthsm2.so "$TESSERA" demo
+run_ok "tessera demo --keystore without SoftHSM2" env TMPDIR="$demo_tmp" \
+    TS_SOFTHSM_MODULE=/nonexistent/libsofthsm2.so "$TESSERA" demo --keystore
 assert_match "$OUT" 'SoftHSM2 is not installed' "demo says SoftHSM2 is missing"
 assert_match "$OUT" 'Creating a soft: key store' "demo falls back to soft:"
 assert_match "$OUT" 'protocol +TLSv1\.3, ' "demo over soft: completes the handshake"
 assert_eq "$(find "$demo_tmp" -mindepth 1 | wc -l)" 0 "soft: demo removes everything it made"
 
 echo "not a PKCS#11 module" >"$TS_TEST_TMP/not-a-module.so"
-expect_status 1 "tessera demo with a broken module" env TMPDIR="$demo_tmp" \
-    TS_SOFTHSM_MODULE="$TS_TEST_TMP/not-a-module.so" "$TESSERA" demo
+expect_status 1 "tessera demo --keystore with a broken module" env TMPDIR="$demo_tmp" \
+    TS_SOFTHSM_MODULE="$TS_TEST_TMP/not-a-module.so" "$TESSERA" demo --keystore
 assert_match "$ERR" 'step 1 \(Creating a SoftHSM2 token\) failed: .*not-a-module.so' \
     "a failed demo names the step and the cause"
 assert_match "$OUT" 'stopped at step 1 of 6' "a failed demo says where it stopped"
