@@ -23,11 +23,15 @@
 #define CODE_TARGET_KB 250.0
 #define RSS_TARGET_KB  (8.0 * 1024.0)
 
-/* Sum of text and data of a static library's objects, from `size -t`'s (TOTALS) line. */
-static int lib_code(const char *lib, unsigned long *bytes)
+/*
+ * Sum of text and data of a static library's objects, from `size -t`: the (TOTALS) line, or,
+ * with a member prefix, only the objects whose names start with it (the device links just those
+ * of that library).
+ */
+static int lib_code_of(const char *lib, const char *member, unsigned long *bytes)
 {
-    char cmd[BS_PATH + 64], line[512];
-    unsigned long text, data, bss;
+    char cmd[BS_PATH + 64], line[512], name[256];
+    unsigned long text, data, bss, dec;
     FILE *p;
     int found = 0;
 
@@ -36,14 +40,26 @@ static int lib_code(const char *lib, unsigned long *bytes)
     if (p == NULL) {
         return -1;
     }
+    *bytes = 0;
     while (fgets(line, sizeof line, p) != NULL) {
-        if (strstr(line, "(TOTALS)") != NULL &&
-            sscanf(line, "%lu %lu %lu", &text, &data, &bss) == 3) {
+        int n = sscanf(line, "%lu %lu %lu %lu %*s %255s", &text, &data, &bss, &dec, name);
+        if (n != 5) {
+            continue;
+        }
+        if (member == NULL && strcmp(name, "(TOTALS)") == 0) {
             *bytes = text + data;
+            found = 1;
+        } else if (member != NULL && strncmp(name, member, strlen(member)) == 0) {
+            *bytes += text + data;
             found = 1;
         }
     }
     return pclose(p) == 0 && found ? 0 : -1;
+}
+
+static int lib_code(const char *lib, unsigned long *bytes)
+{
+    return lib_code_of(lib, NULL, bytes);
 }
 
 static int stripped_size(const bs_env *e, const char *agent, unsigned long *bytes)
@@ -146,7 +162,7 @@ int main(int argc, char **argv)
     static const char *const libs[] = {"ts_agent", "ts_keystore", "ts_common"};
     char agent[BS_PATH], lib[BS_PATH + 64], ks[BS_PATH + 128];
     char *ksinit[] = {"keystore", "init", "--keystore", ks, "--so-pin", "bench-so-1234", NULL};
-    unsigned long stripped = 0, code[3] = {0, 0, 0}, proto = 0, total = 0;
+    unsigned long stripped = 0, code[4] = {0, 0, 0, 0}, proto = 0, total = 0;
     long soft[3] = {0, 0, 0}, p11[3] = {0, 0, 0};
     int have_p11 = 0;
     bs_env e;
@@ -173,6 +189,13 @@ int main(int argc, char **argv)
         }
         total += code[i];
     }
+    /* Of ts_pki the device links only the command envelope (src/pki/command*.c). */
+    snprintf(lib, sizeof lib, "%s/../lib/libts_pki.a", e.bin);
+    if (lib_code_of(lib, "command", &code[3]) != 0) {
+        fprintf(stderr, "bench: cannot measure the command objects of %s with size\n", lib);
+        goto done;
+    }
+    total += code[3];
     snprintf(lib, sizeof lib, "%s/../lib/libts_proto.a", e.bin);
     if (lib_code(lib, &proto) != 0) {
         proto = 0;
@@ -195,10 +218,10 @@ int main(int argc, char **argv)
         goto done;
     }
     printf("agent_stripped  %lu bytes (%.1f KB)\n", stripped, (double)stripped / 1024.0);
-    printf("device_code     %.1f KB text+data: ts_agent %.1f, ts_keystore %.1f, ts_common %.1f "
-           "(target <= %.0f KB: %s); generated ts_proto %.1f KB apart\n",
+    printf("device_code     %.1f KB text+data: ts_agent %.1f, ts_keystore %.1f, ts_common %.1f, "
+           "ts_pki command %.1f (target <= %.0f KB: %s); generated ts_proto %.1f KB apart\n",
            (double)total / 1024.0, (double)code[0] / 1024.0, (double)code[1] / 1024.0,
-           (double)code[2] / 1024.0, CODE_TARGET_KB,
+           (double)code[2] / 1024.0, (double)code[3] / 1024.0, CODE_TARGET_KB,
            (double)total / 1024.0 <= CODE_TARGET_KB ? "met" : "MISSED", (double)proto / 1024.0);
     peak_print("soft", soft);
     if (have_p11) {

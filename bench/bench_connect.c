@@ -5,7 +5,7 @@
  * one with cafile + crlfile only. In the same run it measures, alternating between them:
  *
  *   connect   full mutual-TLS MQTT connects per second (new client, TLS handshake, CONNACK,
- *             DISCONNECT), one after another;
+ *             DISCONNECT) from BENCH_CLIENTS (default 8) devices at once;
  *   publish   QoS 1 messages per second from one device that is also subscribed to its own
  *             topic (each message: an ACL check for the write and one for the delivery).
  *
@@ -14,9 +14,11 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <mosquitto.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 /* This benchmark uses only part of the shared helpers. */
@@ -24,6 +26,7 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "bench_serve.h"
 #pragma GCC diagnostic pop
+#include "bench_fleet.h"
 
 typedef struct broker {
     pid_t pid;
@@ -36,7 +39,7 @@ typedef struct pub_state {
     int connected;
 } pub_state;
 
-static const char *g_cafile, *g_cert, *g_key;
+static const char *g_cafile;
 
 /* A P-256 key and a CSR for a TLS server on 127.0.0.1 (the server profile wants a SAN). */
 static int server_csr(const char *key_path, const char *csr_path)
@@ -175,10 +178,35 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     ((pub_state *)obj)->received++;
 }
 
-/* A connected client of the bench device (CN bench-bootstrap), or NULL. */
-static struct mosquitto *client_connect(int port, pub_state *st)
+/* The client's TLS context, built once and shared by every connection (as a device fleet's
+ * agents each build theirs once): the figures are the broker's, not file loading's. */
+enum { CLIENTS_MAX = 16 };
+static SSL_CTX *g_ctx[CLIENTS_MAX]; /* client i is device bench-c<i>; 0 is bench-bootstrap */
+
+static SSL_CTX *client_ctx(const char *cert, const char *key)
 {
-    struct mosquitto *m = mosquitto_new("bench-bootstrap", true, st);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_load_verify_locations(ctx, g_cafile, NULL) != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
+/* A connected client of bench device `client` (its certificate's CN is the client id), or NULL. */
+static struct mosquitto *client_connect(int port, int client, pub_state *st)
+{
+    char id[32];
+    if (client == 0) {
+        snprintf(id, sizeof id, "bench-bootstrap");
+    } else {
+        snprintf(id, sizeof id, "bench-c%d", client);
+    }
+    struct mosquitto *m = mosquitto_new(id, true, st);
     double until = bs_now() + 10;
 
     if (m == NULL) {
@@ -186,11 +214,12 @@ static struct mosquitto *client_connect(int port, pub_state *st)
     }
     mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mosquitto_int_option(m, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
     mosquitto_connect_callback_set(m, on_connect);
     mosquitto_publish_callback_set(m, on_publish);
     mosquitto_message_callback_set(m, on_message);
     st->connected = 0;
-    int rc = mosquitto_tls_set(m, g_cafile, NULL, g_cert, g_key, NULL);
+    int rc = mosquitto_void_option(m, MOSQ_OPT_SSL_CTX, g_ctx[client]);
     if (rc == MOSQ_ERR_SUCCESS) {
         rc = mosquitto_connect(m, "127.0.0.1", port, 60);
     }
@@ -212,24 +241,58 @@ static struct mosquitto *client_connect(int port, pub_state *st)
     return m;
 }
 
-/* Connects per second for seconds; -1 on a failed connect. */
-static double connect_round(int port, double seconds)
-{
-    unsigned long n = 0;
-    double start = bs_now(), t = start;
+typedef struct connect_job {
+    int port;
+    int client;
+    double until;
+    unsigned long n;
+    int failed;
+} connect_job;
 
-    while (t - start < seconds) {
+/* One connecting client: connect, CONNACK, DISCONNECT, again, until the deadline. */
+static void *connect_loop(void *arg)
+{
+    connect_job *j = arg;
+    while (bs_now() < j->until) {
         pub_state st = {0};
-        struct mosquitto *m = client_connect(port, &st);
+        struct mosquitto *m = client_connect(j->port, j->client, &st);
         if (m == NULL) {
-            return -1;
+            j->failed = 1;
+            break;
         }
         mosquitto_disconnect(m);
         mosquitto_destroy(m);
-        n++;
-        t = bs_now();
+        j->n++;
     }
-    return (double)n / (t - start);
+    return NULL;
+}
+
+/*
+ * Connects per second for seconds from `clients` clients at once (the broker is one thread, so
+ * concurrent clients measure what it can admit rather than one client's round trips); -1 on a
+ * failed connect.
+ */
+static double connect_round(int port, double seconds, int clients)
+{
+    pthread_t tid[CLIENTS_MAX];
+    connect_job jobs[CLIENTS_MAX];
+    double start = bs_now();
+    unsigned long total = 0;
+    int failed = 0;
+
+    for (int i = 0; i < clients && i < CLIENTS_MAX; i++) {
+        jobs[i] = (connect_job){.port = port, .client = i, .until = start + seconds};
+        if (pthread_create(&tid[i], NULL, connect_loop, &jobs[i]) != 0) {
+            clients = i;
+            failed = 1;
+        }
+    }
+    for (int i = 0; i < clients && i < CLIENTS_MAX; i++) {
+        pthread_join(tid[i], NULL);
+        total += jobs[i].n;
+        failed |= jobs[i].failed;
+    }
+    return failed ? -1 : (double)total / (bs_now() - start);
 }
 
 /* QoS 1 messages per second: count messages published and received back. */
@@ -238,7 +301,7 @@ static double publish_round(int port, unsigned long count)
     static const char topic[] = "tessera/default/bench-bootstrap/telemetry";
     static const char payload[] = "{\"cpu\":0.25,\"mem\":1234,\"uptime\":42}";
     pub_state st = {0};
-    struct mosquitto *m = client_connect(port, &st);
+    struct mosquitto *m = client_connect(port, 0, &st);
     double rate = -1;
 
     if (m == NULL) {
@@ -268,6 +331,30 @@ static double publish_round(int port, unsigned long count)
     return rate;
 }
 
+/* A device certificate and key per connecting client, and every client's TLS context. */
+static int client_identities(const bs_env *e, int clients)
+{
+    g_ctx[0] = client_ctx(e->cert, e->key);
+    for (int i = 1; g_ctx[0] != NULL && i < clients; i++) {
+        char cn[32], key[BS_PATH], csr[BS_PATH], cert[BS_PATH];
+        snprintf(cn, sizeof cn, "bench-c%d", i);
+        char *issue[] = {"cert",  "issue", "--dir",     (char *)e->inst,
+                         "--csr", csr,     "--profile", "device",
+                         "--out", cert,    NULL};
+        if (bs_path(key, e->dir, cn) != 0 || strlen(key) + 5 > sizeof key) {
+            return -1;
+        }
+        snprintf(csr, sizeof csr, "%s.csr", key);
+        snprintf(cert, sizeof cert, "%s.pem", key);
+        strcat(key, ".key");
+        if (bs_key_csr(key, csr, cn) != 0 || bs_tessera(e, issue, NULL, 0) != 0 ||
+            (g_ctx[i] = client_ctx(cert, key)) == NULL) {
+            return -1;
+        }
+    }
+    return g_ctx[0] != NULL ? 0 : -1;
+}
+
 static int write_file(const char *path, const char *text, mode_t mode)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
@@ -278,6 +365,103 @@ static int write_file(const char *path, const char *text, mode_t mode)
         rv = -1;
     }
     return rv;
+}
+
+/* The observer's certificate: a service account of the plugin (plugin_opt_service_cert). */
+static char g_obs_cert[BS_PATH], g_obs_key[BS_PATH];
+
+static int observer_identity(const bs_env *e)
+{
+    char csr[BS_PATH];
+    char *issue[] = {"cert",      "issue",  "--dir", (char *)e->inst, "--csr", csr,
+                     "--profile", "device", "--out", g_obs_cert,      NULL};
+    if (bs_path(g_obs_key, e->dir, "observer.key") != 0 ||
+        bs_path(g_obs_cert, e->dir, "observer.pem") != 0 ||
+        bs_path(csr, e->dir, "observer.csr") != 0) {
+        return -1;
+    }
+    return bs_key_csr(g_obs_key, csr, "bench-observer") == 0 && bs_tessera(e, issue, NULL, 0) == 0
+               ? 0
+               : -1;
+}
+
+/*
+ * Telemetry through the plugin's broker from `agents` real agents, each publishing `per`
+ * messages as fast as they are acknowledged; the observer's rate from first to last message.
+ */
+static double fleet_round(const bs_env *e, const bs_server *s, int port, int agents,
+                          unsigned long per)
+{
+    char agent[BS_PATH];
+    bf_agent fleet[BF_AGENTS_MAX];
+    bf_observer obs = {0};
+    double rate = -1;
+    int started = 0;
+
+    if (bs_path(agent, e->bin, "tessera-agent") != 0 || access(agent, X_OK) != 0) {
+        fprintf(stderr, "bench: no %s: build the tessera-agent target first\n", agent);
+        return -1;
+    }
+    memset(fleet, 0, sizeof fleet);
+    for (int i = 0; i < agents; i++) {
+        if (bf_enroll(e, s, agent, i, &fleet[i]) != 0) {
+            fprintf(stderr, "bench: agent %d did not enroll; see %s\n", i, fleet[i].log);
+            return -1;
+        }
+    }
+    SSL_CTX *ctx = client_ctx(g_obs_cert, g_obs_key);
+    struct mosquitto *m = ctx != NULL ? mosquitto_new("bench-observer", true, &obs) : NULL;
+    if (m == NULL) {
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_int_option(m, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+    mosquitto_void_option(m, MOSQ_OPT_SSL_CTX, ctx);
+    mosquitto_subscribe_callback_set(m, bf_on_subscribe);
+    mosquitto_message_callback_set(m, bf_on_message);
+    if (mosquitto_connect(m, "127.0.0.1", port, 60) != MOSQ_ERR_SUCCESS ||
+        mosquitto_subscribe(m, NULL, "tessera/+/+/telemetry", 0) != MOSQ_ERR_SUCCESS) {
+        goto out;
+    }
+    for (double until = bs_now() + 10; obs.subscribed == 0 && bs_now() < until;) {
+        mosquitto_loop(m, 50, 1);
+    }
+    if (obs.subscribed != 1) {
+        fprintf(stderr, "bench: the observer could not subscribe\n");
+        goto out;
+    }
+    for (; started < agents; started++) {
+        if (bf_start(e, agent, port, per, &fleet[started]) != 0) {
+            goto out;
+        }
+    }
+    unsigned long want = (unsigned long)agents * per;
+    for (double until = bs_now() + 120; obs.received < want && bs_now() < until;) {
+        if (mosquitto_loop(m, 50, 1) != MOSQ_ERR_SUCCESS) {
+            break;
+        }
+    }
+    int failed = 0;
+    for (int i = 0; i < started; i++) {
+        failed |= bf_wait(&fleet[i]) != 0;
+    }
+    started = 0;
+    if (failed || obs.received < want || obs.last <= obs.first) {
+        fprintf(stderr, "bench: %lu of %lu telemetry messages arrived; see %s\n", obs.received,
+                want, fleet[0].log);
+        goto out;
+    }
+    rate = (double)(obs.received - 1) / (obs.last - obs.first);
+out:
+    for (int i = 0; i < started; i++) {
+        kill(fleet[i].pid, SIGTERM);
+        bf_wait(&fleet[i]);
+    }
+    mosquitto_disconnect(m);
+    mosquitto_destroy(m);
+    SSL_CTX_free(ctx);
+    return rate;
 }
 
 /* The broker certificate, the CRL, the token of a tenant auditor for the plugin. */
@@ -318,6 +502,7 @@ int main(int argc, char **argv)
     char token[BS_PATH], crl[BS_PATH], plugin[BS_PATH + 64], extra[6 * BS_PATH],
         crl_line[BS_PATH + 64];
     double seconds = (double)bs_env_num("BENCH_SECONDS", 3);
+    int clients = (int)bs_env_num("BENCH_CLIENTS", 8);
     unsigned long messages = bs_env_num("BENCH_MESSAGES", 20000);
     double c_with = 0, c_without = 0, p_with = 0, p_without = 0;
     int rv = 1;
@@ -329,15 +514,21 @@ int main(int argc, char **argv)
         goto out;
     }
     g_cafile = e.trust;
-    g_cert = e.cert;
-    g_key = e.key;
+    if (clients < 1 || clients > CLIENTS_MAX) {
+        fprintf(stderr, "bench: BENCH_CLIENTS is 1 to %d\n", CLIENTS_MAX);
+        goto out;
+    }
+    if (client_identities(&e, clients) != 0 || observer_identity(&e) != 0) {
+        fprintf(stderr, "bench: cannot make the clients' certificates\n");
+        goto out;
+    }
     if (snprintf(plugin, sizeof plugin, "%s/../lib/tessera_mosquitto.so", e.bin) >=
             (int)sizeof plugin ||
         snprintf(extra, sizeof extra,
                  "plugin %s\nplugin_opt_service_url %s\nplugin_opt_token_file %s\n"
                  "plugin_opt_trust %s\nplugin_opt_cache %s/broker.cache\nplugin_opt_refresh 5\n"
-                 "log_type notice\n",
-                 plugin, srv.https, token, e.root, e.dir) >= (int)sizeof extra ||
+                 "plugin_opt_service_cert %s\nlog_type notice\n",
+                 plugin, srv.https, token, e.root, e.dir, g_obs_cert) >= (int)sizeof extra ||
         snprintf(crl_line, sizeof crl_line, "crlfile %s\nuse_identity_as_username true\n", crl) >=
             (int)sizeof crl_line) {
         fprintf(stderr, "bench: paths too long\n");
@@ -351,7 +542,7 @@ int main(int argc, char **argv)
     pub_state st = {0};
     struct mosquitto *m = NULL;
     for (double until = bs_now() + 20; m == NULL && bs_now() < until;) {
-        m = client_connect(with.port, &st);
+        m = client_connect(with.port, 0, &st);
         if (m == NULL) {
             usleep(200000);
         }
@@ -364,10 +555,11 @@ int main(int argc, char **argv)
     mosquitto_destroy(m);
 
     printf("mutual-TLS MQTT connects (P-256 client and server, TLS 1.3, CONNACK, DISCONNECT), "
-           "%.0f s rounds:\n",
-           seconds);
+           "%d clients at once, %.0f s rounds:\n",
+           clients, seconds);
     for (int round = 0; round < 4; round++) {
-        double a = connect_round(with.port, seconds), b = connect_round(without.port, seconds);
+        double a = connect_round(with.port, seconds, clients),
+               b = connect_round(without.port, seconds, clients);
         if (a < 0 || b < 0) {
             fprintf(stderr, "bench: a connect failed; see %s and %s\n", with.log, without.log);
             goto out;
@@ -388,14 +580,33 @@ int main(int argc, char **argv)
         p_with += a / 4;
         p_without += b / 4;
     }
+    int agents = (int)bs_env_num("BENCH_AGENTS", 4);
+    unsigned long per = bs_env_num("BENCH_TELEMETRY", 5000);
+    if (agents < 1 || agents > BF_AGENTS_MAX) {
+        fprintf(stderr, "bench: BENCH_AGENTS is 1 to %d\n", BF_AGENTS_MAX);
+        goto out;
+    }
+    printf("telemetry from %d tessera-agent run processes, %lu messages each (QoS 1), through "
+           "the plugin's broker:\n",
+           agents, per);
+    double t_rate = fleet_round(&e, &srv, with.port, agents, per);
+    if (t_rate < 0) {
+        goto out;
+    }
     printf("connect  plugin %.1f/s  cafile+crlfile %.1f/s  ratio %.3f (cost %.1f%%)\n", c_with,
            c_without, c_with / c_without, 100.0 * (1.0 - c_with / c_without));
     printf("publish  plugin %.0f msg/s  cafile+crlfile %.0f msg/s  ratio %.3f (cost %.1f%%)\n",
            p_with, p_without, p_with / p_without, 100.0 * (1.0 - p_with / p_without));
+    printf("telemetry %d agents %.0f msg/s  ratio %.3f vs one libmosquitto client's QoS 1 "
+           "publish rate through the plugin (%.0f msg/s)\n",
+           agents, t_rate, t_rate / p_with, p_with);
     rv = 0;
 out:
     broker_stop(&with);
     broker_stop(&without);
+    for (int i = 0; i < CLIENTS_MAX; i++) {
+        SSL_CTX_free(g_ctx[i]);
+    }
     bs_serve_stop(&srv);
     bs_teardown(&e);
     mosquitto_lib_cleanup();

@@ -23,7 +23,6 @@
 #ifndef TESSERA_AGENT_H
 #define TESSERA_AGENT_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -211,6 +210,8 @@ TS_API TS_MUST_CHECK ts_err ts_agent_sync(ts_agent *agent, const ts_agent_sync_o
                                           ts_agent_sync_result *out);
 
 /* --- MQTT run (docs/agent.md "Running: MQTT telemetry and commands") ------------------------- */
+
+#include <signal.h> /* sig_atomic_t */
 
 enum {
     TS_AGENT_RUN_INTERVAL_DEFAULT = 10, /* seconds between telemetry messages */
