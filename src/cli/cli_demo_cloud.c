@@ -407,10 +407,11 @@ ts_err demo_step_broker_cert(demo *d)
 ts_err demo_step_token(demo *d)
 {
     char token_file[DEMO_PATH_MAX], log[DEMO_PATH_MAX], token[SECRET_LINE_MAX];
-    const char *user[] = {"user",      "create", "--dir",   d->instance,  "--name",
-                          PLUGIN_USER, "--role", "auditor", "--tenant", "default", NULL};
-    const char *tok[] = {"token",     "create", "--dir",     d->instance, "--user", PLUGIN_USER,
-                         "--tenant",  "default", "--name", "mosquitto", "--expires", "1d", NULL};
+    const char *user[] = {"user",   "create",  "--dir",    d->instance, "--name", PLUGIN_USER,
+                          "--role", "auditor", "--tenant", "default",   NULL};
+    const char *tok[] = {"token",     "create",   "--dir",   d->instance, "--user",
+                         PLUGIN_USER, "--tenant", "default", "--name",    "mosquitto",
+                         "--expires", "1d",       NULL};
     ts_err rv = demo_path(d, token_file, "broker/token");
     if (rv == TS_OK) {
         rv = demo_path(d, log, "logs/token-create.log");
