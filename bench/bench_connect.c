@@ -336,17 +336,20 @@ static int client_identities(const bs_env *e, int clients)
 {
     g_ctx[0] = client_ctx(e->cert, e->key);
     for (int i = 1; g_ctx[0] != NULL && i < clients; i++) {
-        char cn[32], key[BS_PATH], csr[BS_PATH], cert[BS_PATH];
+        char cn[32], name[48], key[BS_PATH], csr[BS_PATH], cert[BS_PATH];
         snprintf(cn, sizeof cn, "bench-c%d", i);
         char *issue[] = {"cert",  "issue", "--dir",     (char *)e->inst,
                          "--csr", csr,     "--profile", "device",
                          "--out", cert,    NULL};
-        if (bs_path(key, e->dir, cn) != 0 || strlen(key) + 5 > sizeof key) {
+        snprintf(name, sizeof name, "%s.key", cn);
+        int bad = bs_path(key, e->dir, name) != 0;
+        snprintf(name, sizeof name, "%s.csr", cn);
+        bad |= bs_path(csr, e->dir, name) != 0;
+        snprintf(name, sizeof name, "%s.pem", cn);
+        bad |= bs_path(cert, e->dir, name) != 0;
+        if (bad) {
             return -1;
         }
-        snprintf(csr, sizeof csr, "%s.csr", key);
-        snprintf(cert, sizeof cert, "%s.pem", key);
-        strcat(key, ".key");
         if (bs_key_csr(key, csr, cn) != 0 || bs_tessera(e, issue, NULL, 0) != 0 ||
             (g_ctx[i] = client_ctx(cert, key)) == NULL) {
             return -1;

@@ -229,6 +229,71 @@ TS_API TS_MUST_CHECK ts_err ts_ca_device_list(ts_ca *ca, const char *tenant,
 TS_API TS_MUST_CHECK ts_err ts_ca_device_set_state(ts_ca *ca, const char *tenant, const char *uid,
                                                    ts_device_state state);
 
+/* --- Device groups --------------------------------------------------------------------------- */
+
+/*
+ * Named sets of a tenant's registered devices; a device may be in several. A group's name is
+ * 1 to TS_NAME_MAX of [A-Za-z0-9._-]. Each change is audited ("group.create", "group.delete",
+ * "group.add", "group.remove"). A job for a group (ts_ca_job_create_group, jobs.h) becomes one
+ * job per member.
+ */
+enum {
+    TS_GROUP_MEMBERS_MAX = 10000, /* devices in one group */
+};
+
+typedef struct ts_group_row {
+    int64_t id;
+    int64_t tenant_id;
+    char name[TS_NAME_MAX + 1];
+    size_t members;
+    time_t created;
+} ts_group_row;
+
+typedef struct ts_group_member {
+    char uid[TS_NAME_MAX + 1];
+    time_t added;
+} ts_group_member;
+
+TS_API TS_MUST_CHECK ts_err ts_group_name_check(const char *name);
+
+/* TS_ERR_EXISTS when the tenant has a group of that name. */
+TS_API TS_MUST_CHECK ts_err ts_ca_group_create(ts_ca *ca, const char *tenant, const char *name,
+                                               ts_group_row *out);
+/* Deletes the group and its memberships (not the devices); TS_ERR_NOT_FOUND. */
+TS_API TS_MUST_CHECK ts_err ts_ca_group_delete(ts_ca *ca, const char *tenant, const char *name);
+/*
+ * Adds the devices (registered in the tenant: TS_ERR_NOT_FOUND otherwise) in one transaction;
+ * TS_ERR_EXISTS when one is a member already, and then none is added.
+ */
+TS_API TS_MUST_CHECK ts_err ts_ca_group_add(ts_ca *ca, const char *tenant, const char *name,
+                                            const char *const *uids, size_t count);
+/* Removes the devices in one transaction; TS_ERR_NOT_FOUND when one is not a member. */
+TS_API TS_MUST_CHECK ts_err ts_ca_group_remove(ts_ca *ca, const char *tenant, const char *name,
+                                               const char *const *uids, size_t count);
+/* The tenant's groups by name with their member counts; OPENSSL_free(*rows). */
+TS_API TS_MUST_CHECK ts_err ts_ca_group_list(ts_ca *ca, const char *tenant, ts_group_row **rows,
+                                             size_t *count);
+/* One group and its members by UID (members NULL: not wanted; else OPENSSL_free(*members)). */
+TS_API TS_MUST_CHECK ts_err ts_ca_group_get(ts_ca *ca, const char *tenant, const char *name,
+                                            ts_group_row *out, ts_group_member **members,
+                                            size_t *count);
+
+/* Store level (src/store/store_group.c); writes need an open transaction. */
+TS_API TS_MUST_CHECK ts_err ts_store_group_insert(ts_store *store, ts_group_row *row);
+TS_API TS_MUST_CHECK ts_err ts_store_group_get(ts_store *store, int64_t tenant_id, const char *name,
+                                               ts_group_row *out);
+TS_API TS_MUST_CHECK ts_err ts_store_group_delete(ts_store *store, int64_t group_id);
+TS_API TS_MUST_CHECK ts_err ts_store_group_list(ts_store *store, int64_t tenant_id,
+                                                ts_group_row **rows, size_t *count);
+/* TS_ERR_EXISTS when a member already. */
+TS_API TS_MUST_CHECK ts_err ts_store_group_member_add(ts_store *store, int64_t group_id,
+                                                      const char *uid, time_t now);
+/* TS_ERR_NOT_FOUND when not a member. */
+TS_API TS_MUST_CHECK ts_err ts_store_group_member_remove(ts_store *store, int64_t group_id,
+                                                         const char *uid);
+TS_API TS_MUST_CHECK ts_err ts_store_group_members(ts_store *store, int64_t group_id,
+                                                   ts_group_member **rows, size_t *count);
+
 /* --- The revocation feed --------------------------------------------------------------------- */
 
 typedef enum ts_feed_event {

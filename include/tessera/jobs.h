@@ -134,6 +134,16 @@ TS_API const char *ts_job_op_name(ts_job_op op);          /* "DS_PUT", ... */
 /* Checks and stores a job with its requests; audits "job.create". */
 TS_API TS_MUST_CHECK ts_err ts_ca_job_create(ts_ca *ca, const ts_job_spec *spec, ts_job_row *out);
 
+/*
+ * The same job for every member of the tenant's device group, in one transaction: one job per
+ * device (each audited "job.create" with the group), *jobs in member order (OPENSSL_free) and
+ * *count their number. TS_ERR_NOT_FOUND for an unknown group and TS_ERR_STATE for an empty one;
+ * then nothing is queued. spec->device_uid is not used.
+ */
+TS_API TS_MUST_CHECK ts_err ts_ca_job_create_group(ts_ca *ca, const ts_job_spec *spec,
+                                                   const char *group, ts_job_row **jobs,
+                                                   size_t *count);
+
 /* The tenant's jobs, newest first, at most limit (0: 100); OPENSSL_free(*rows). */
 TS_API TS_MUST_CHECK ts_err ts_ca_job_list(ts_ca *ca, const char *tenant, size_t limit,
                                            ts_job_row **rows, size_t *count);
@@ -159,6 +169,16 @@ TS_API TS_MUST_CHECK ts_err ts_ca_job_next(ts_ca *ca, const char *tenant, const 
  */
 TS_API TS_MUST_CHECK ts_err ts_ca_job_answer(ts_ca *ca, const char *tenant, const char *device_uid,
                                              const ts_job_answer *answers, size_t count);
+
+/*
+ * One session message in one transaction: the answers as ts_ca_job_answer and, when status_json
+ * is not NULL, the device's last status report. When anything is refused nothing is kept: the
+ * stored report stays as it was.
+ */
+TS_API TS_MUST_CHECK ts_err ts_ca_job_session_record(ts_ca *ca, const char *tenant,
+                                                     const char *device_uid,
+                                                     const char *status_json,
+                                                     const ts_job_answer *answers, size_t count);
 
 /* The device's last status report (JSON text, at most TS_JOB_STATUS_MAX bytes). */
 TS_API TS_MUST_CHECK ts_err ts_ca_device_status_put(ts_ca *ca, const char *tenant,

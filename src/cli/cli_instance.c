@@ -42,7 +42,9 @@ static const struct {
     {"device show", "--uid"},     {"device register", "--uid"}, {"device disable", "--uid"},
     {"device enable", "--uid"},   {"user create", "--name"},    {"user disable", "--name"},
     {"user enable", "--name"},    {"token revoke", "--id"},     {"job show", "--id"},
-    {"device command", "--word"}, {"device commands", "--uid"},
+    {"device command", "--word"}, {"device commands", "--uid"}, {"group create", "--name"},
+    {"group delete", "--name"},   {"group show", "--name"},     {"group add", "--name"},
+    {"group remove", "--name"},
 };
 
 const char *cli_instance_dir(const cli_args *args)

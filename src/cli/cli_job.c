@@ -1,8 +1,8 @@
 /*
  * tessera job: provisioning jobs for a device's agent (include/tessera/jobs.h, docs/protocol.md).
- * create queues one job and prints its id; list shows a tenant's jobs, newest first; show prints
- * a job and the result of each of its requests. The device's agent carries the job out in its
- * next provisioning session. Each command works on --dir.
+ * create queues one job (or one per device of a group) and prints its id; list shows a tenant's
+ * jobs, newest first; show prints a job and the result of each of its requests. The device's agent
+ * carries the job out in its next provisioning session. Each command works on --dir.
  */
 #include <string.h>
 
@@ -19,7 +19,10 @@ enum {
 
 static const cli_opt create_opts[] = {
     CLI_OPT_DIR,
-    {.name = "device", .value = "UID", .flags = CLI_OPT_REQUIRED, .help = "the device's UID"},
+    {.name = "device", .value = "UID", .help = "the device's UID"},
+    {.name = "group",
+     .value = "NAME",
+     .help = "instead of --device: one job for each device of the group (tessera group)"},
     {.name = "set",
      .value = "KEY=VALUE",
      .flags = CLI_OPT_REPEAT,
@@ -117,6 +120,22 @@ static int parse_kind(const cli_args *args, ts_job_kind *kind)
     return CLI_EXIT_OK;
 }
 
+/* One job per member of the group: a summary line, then "ID<tab>UID" per job. */
+static int create_group(ts_ca *ca, const ts_job_spec *spec, const char *group)
+{
+    ts_job_row *jobs = NULL;
+    size_t n = 0;
+    if (ts_ca_job_create_group(ca, spec, group, &jobs, &n) != TS_OK) {
+        return cli_fail();
+    }
+    printf("group %s: %zu job(s) queued\n", group, n);
+    for (size_t i = 0; i < n; i++) {
+        printf("%lld\t%s\n", (long long)jobs[i].id, jobs[i].device_uid);
+    }
+    OPENSSL_free(jobs);
+    return CLI_EXIT_OK;
+}
+
 static int cmd_create(const cli_args *args)
 {
     job_sets sets;
@@ -127,10 +146,17 @@ static int cmd_create(const cli_args *args)
     size_t len = 0;
     ts_ca *ca = NULL;
     const char *uid = cli_opt_value(args, "device");
+    const char *group = cli_opt_value(args, "group");
     int status = parse_kind(args, &kind);
 
-    if (status == CLI_EXIT_OK && ts_device_uid_check(uid) != TS_OK) {
+    if (status == CLI_EXIT_OK && (uid == NULL) == (group == NULL)) {
+        status = cli_usage_error(args, "give --device UID or --group NAME");
+    }
+    if (status == CLI_EXIT_OK && uid != NULL && ts_device_uid_check(uid) != TS_OK) {
         status = cli_usage_error(args, "--device: %s", ts_error_message());
+    }
+    if (status == CLI_EXIT_OK && group != NULL && ts_group_name_check(group) != TS_OK) {
+        status = cli_usage_error(args, "--group: %s", ts_error_message());
     }
     if (status == CLI_EXIT_OK && kind == TS_JOB_SET) {
         status = parse_sets(args, &sets);
@@ -156,7 +182,9 @@ static int cmd_create(const cli_args *args)
         spec.data_len = len;
     }
     status = cli_instance_open(args, &ca);
-    if (status == CLI_EXIT_OK) {
+    if (status == CLI_EXIT_OK && group != NULL) {
+        status = create_group(ca, &spec, group);
+    } else if (status == CLI_EXIT_OK) {
         if (ts_ca_job_create(ca, &spec, &job) != TS_OK) {
             status = cli_fail();
         } else {
@@ -263,10 +291,16 @@ static const char create_help[] =
     "times (or --set a=1 b=2); the entries are written in one datastore transaction. FILE may\n"
     "be - for standard input. The job's id is printed alone on one line.\n"
     "\n"
+    "With --group NAME instead of --device the same job is queued for each device of the group\n"
+    "in one transaction (each device's results are tracked in its own job): it prints\n"
+    "'group NAME: N job(s) queued', then 'ID<tab>UID' per job. An unknown or empty group is an\n"
+    "error and queues nothing.\n"
+    "\n"
     "Examples:\n"
     "  id=$(tessera job create --device dev-0001 --set mqtt.host=broker.example)\n"
     "  tessera job create --device dev-0001 --import app.blob --label app.key\n"
-    "  tessera job create --device dev-0001 --rotate-trust roots.pem\n";
+    "  tessera job create --device dev-0001 --rotate-trust roots.pem\n"
+    "  tessera job create --group lot-7 --reenroll\n";
 
 const cli_command cli_job_commands[] = {
     {.name = "create",

@@ -42,9 +42,9 @@ static const cli_opt export_opts[] = {
 static const char export_help[] =
     "Writes OUT/provisioning.pem (the tenant's provisioning public key, which each device keeps\n"
     "in its key store as the data object provisioning.key) and for each device\n"
-    "OUT/<uid>/device.pem (the key the imports are sealed to, which signs its receipts) and\n"
-    "OUT/<uid>/bundle-<counter>.rtp. The device's key store must be reachable (the factory):\n"
-    "its UID and public key are read from it.\n"
+    "OUT/<uid>/device.pem (its key 'identity', which signs its receipts; the agent makes it at\n"
+    "'tessera-agent init') and OUT/<uid>/bundle-<counter>.rtp. The device's key store must be\n"
+    "reachable (the factory): its UID and public keys are read from it.\n"
     "\n"
     "Example:\n"
     "  tessera rtp export --manifest lot-7/manifest.jsonl --out rtp --object wifi=wifi.pem\n";
@@ -95,7 +95,7 @@ static ts_err bundle_write(const char *out, EVP_PKEY *signer, const ts_rtp_devic
     rv = mkdir_if_missing(path);
     snprintf(path, path_size, "%s/%s/device.pem", out, dev->uid);
     if (rv == TS_OK) {
-        rv = pub_write(path, dev->pub);
+        rv = pub_write(path, dev->receipt_pub);
     }
     for (size_t i = 0; rv == TS_OK && i < nobj; i++) {
         rv = ts_keystore_import_seal(signer, dev->pub, dev->ksuid, dev->key_label, base + i + 1,

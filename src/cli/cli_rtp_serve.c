@@ -48,7 +48,8 @@ const cli_opt cli_rtp_serve_opts[] = {
 const char cli_rtp_serve_help[] =
     "For a device that connects and names its UID, sends DIR/<uid>/*.rtp without a receipt, in\n"
     "name order, and writes each signed receipt it answers with, once it verifies with\n"
-    "DIR/<uid>/device.pem, as <bundle>.receipt with its signature in <bundle>.receipt.sig.\n"
+    "DIR/<uid>/device.pem (the device's receipt key, written by rtp export), as\n"
+    "<bundle>.receipt with its signature in <bundle>.receipt.sig.\n"
     "Prints 'listening on HOST:PORT' (port 0 picks a free one) and a line per bundle.\n"
     "\n"
     "Example:\n"

@@ -10,6 +10,7 @@
 #include "cli/cli_demo.h"
 #include "cli/cli_instance.h"
 #include "cli/cli_internal.h"
+#include "cli/cli_group.h"
 #include "cli/cli_job.h"
 #include "cli/cli_rtp.h"
 
@@ -70,6 +71,10 @@ static const cli_command top_commands[] = {
     {.name = "device",
      .summary = "The device registry: list, show, register, disable, enable",
      .subs = cli_device_commands,
+     .help = cli_instance_help},
+    {.name = "group",
+     .summary = "Device groups: create, delete, add, remove, list, show",
+     .subs = cli_group_commands,
      .help = cli_instance_help},
     {.name = "user",
      .summary = "Users of the REST API and their roles",

@@ -296,6 +296,22 @@ static ts_err copy_string(json_t *obj, const char *key, char *buf, size_t size)
     return TS_OK;
 }
 
+typedef struct string_dest {
+    const char *key;
+    char *buf;
+    size_t size;
+} string_dest;
+
+/* Copies each string member into its buffer; the first that does not fit fails. */
+static ts_err copy_strings(json_t *obj, const string_dest *dests, size_t n)
+{
+    ts_err rv = TS_OK;
+    for (size_t i = 0; rv == TS_OK && i < n; i++) {
+        rv = copy_string(obj, dests[i].key, dests[i].buf, dests[i].size);
+    }
+    return rv;
+}
+
 static int64_t int_member(json_t *obj, const char *key)
 {
     return (int64_t)json_integer_value(json_object_get(obj, key));
@@ -339,16 +355,11 @@ ts_err ts_command_decode(const char *text, size_t len, ts_command *out)
         out->seq = seq > 0 ? (uint64_t)seq : 0;
         out->issued = int_member(obj, "issued");
         out->expires = int_member(obj, "expires");
-        rv = copy_string(obj, "id", out->id, sizeof out->id);
-    }
-    if (rv == TS_OK) {
-        rv = copy_string(obj, "tenant", out->tenant, sizeof out->tenant);
-    }
-    if (rv == TS_OK) {
-        rv = copy_string(obj, "uid", out->uid, sizeof out->uid);
-    }
-    if (rv == TS_OK) {
-        rv = copy_string(obj, "name", out->name, sizeof out->name);
+        const string_dest dests[] = {{"id", out->id, sizeof out->id},
+                                     {"tenant", out->tenant, sizeof out->tenant},
+                                     {"uid", out->uid, sizeof out->uid},
+                                     {"name", out->name, sizeof out->name}};
+        rv = copy_strings(obj, dests, sizeof dests / sizeof dests[0]);
     }
     if (rv == TS_OK) {
         rv = ts_command_check(out);
@@ -380,19 +391,12 @@ ts_err ts_command_result_decode(const char *text, size_t len, ts_command_result 
                                      &out->status);
     }
     if (rv == TS_OK) {
-        rv = copy_string(obj, "id", out->id, sizeof out->id);
-    }
-    if (rv == TS_OK) {
-        rv = copy_string(obj, "tenant", out->tenant, sizeof out->tenant);
-    }
-    if (rv == TS_OK) {
-        rv = copy_string(obj, "uid", out->uid, sizeof out->uid);
-    }
-    if (rv == TS_OK) {
-        rv = copy_string(obj, "output", out->output, sizeof out->output);
-    }
-    if (rv == TS_OK) {
-        rv = copy_string(obj, "error", out->error, sizeof out->error);
+        const string_dest dests[] = {{"id", out->id, sizeof out->id},
+                                     {"tenant", out->tenant, sizeof out->tenant},
+                                     {"uid", out->uid, sizeof out->uid},
+                                     {"output", out->output, sizeof out->output},
+                                     {"error", out->error, sizeof out->error}};
+        rv = copy_strings(obj, dests, sizeof dests / sizeof dests[0]);
     }
     if (rv == TS_OK) {
         rv = ts_command_result_check(out);

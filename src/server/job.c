@@ -154,6 +154,37 @@ static ts_err job_requests(const ts_job_spec *s, ts_job_request_row *reqs, size_
     return rv;
 }
 
+/* In an open transaction: stores one job of the checked requests for uid, audited. */
+static ts_err job_insert(ts_ca *ca, const ts_tenant_row *t, const ts_job_spec *spec,
+                         const char *uid, const char *group, ts_job_request_row *reqs, size_t n,
+                         ts_job_row *job)
+{
+    const char *actor = spec->actor != NULL ? spec->actor : ca->actor;
+    memset(job, 0, sizeof *job);
+    job->tenant_id = t->id;
+    job->kind = spec->kind;
+    snprintf(job->device_uid, sizeof job->device_uid, "%s", uid);
+    /* The job keeps who queued it for display; the audit entry holds the actor whole. */
+    size_t actor_len = strnlen(actor, sizeof job->actor - 1);
+    memcpy(job->actor, actor, actor_len);
+    job->actor[actor_len] = '\0';
+    ts_err rv = ts_store_job_insert(ca->store, job, reqs, n);
+    if (rv == TS_OK) {
+        char object[32];
+        snprintf(object, sizeof object, "%lld", (long long)job->id);
+        rv = srv_audit(ca, "job.create", object,
+                       group == NULL
+                           ? srv_json("{s:s, s:s, s:s, s:I, s:s}", "tenant", t->name, "device",
+                                      job->device_uid, "kind", ts_job_kind_name(job->kind),
+                                      "requests", (json_int_t)n, "by", job->actor)
+                           : srv_json("{s:s, s:s, s:s, s:s, s:I, s:s}", "tenant", t->name, "device",
+                                      job->device_uid, "group", group, "kind",
+                                      ts_job_kind_name(job->kind), "requests", (json_int_t)n, "by",
+                                      job->actor));
+    }
+    return rv;
+}
+
 ts_err ts_ca_job_create(ts_ca *ca, const ts_job_spec *spec, ts_job_row *out)
 {
     ts_job_request_row reqs[TS_JOB_SETS_MAX + 2];
@@ -164,7 +195,6 @@ ts_err ts_ca_job_create(ts_ca *ca, const ts_job_spec *spec, ts_job_row *out)
     if (ca == NULL || spec == NULL) {
         return ts_error_set(TS_ERR_INVALID, "ts_ca_job_create: missing argument");
     }
-    memset(&job, 0, sizeof job);
     ts_err rv = ts_device_uid_check(spec->device_uid);
     if (rv == TS_OK) {
         rv = job_requests(spec, reqs, &n);
@@ -172,39 +202,76 @@ ts_err ts_ca_job_create(ts_ca *ca, const ts_job_spec *spec, ts_job_row *out)
     if (rv == TS_OK) {
         rv = ts_ca_tenant(ca, spec->tenant, &t);
     }
+    if (rv == TS_OK) {
+        rv = ts_store_begin(ca->store);
+    }
     if (rv != TS_OK) {
         return rv;
     }
-    const char *actor = spec->actor != NULL ? spec->actor : ca->actor;
-    job.tenant_id = t.id;
-    job.kind = spec->kind;
-    snprintf(job.device_uid, sizeof job.device_uid, "%s", spec->device_uid);
-    /* The job keeps who queued it for display; the audit entry holds the actor whole. */
-    size_t actor_len = strnlen(actor, sizeof job.actor - 1);
-    memcpy(job.actor, actor, actor_len);
-    job.actor[actor_len] = '\0';
-    rv = ts_store_begin(ca->store);
-    if (rv != TS_OK) {
-        return rv;
-    }
-    rv = ts_store_job_insert(ca->store, &job, reqs, n);
-    if (rv == TS_OK) {
-        char object[32];
-        snprintf(object, sizeof object, "%lld", (long long)job.id);
-        rv = srv_audit(ca, "job.create", object,
-                       srv_json("{s:s, s:s, s:s, s:I, s:s}", "tenant", t.name, "device",
-                                job.device_uid, "kind", ts_job_kind_name(job.kind), "requests",
-                                (json_int_t)n, "by", job.actor));
-    }
-    if (rv == TS_OK) {
-        rv = ts_store_commit(ca->store);
-    } else {
-        ts_store_rollback(ca->store);
-    }
+    rv = srv_tx_end(ca, job_insert(ca, &t, spec, spec->device_uid, NULL, reqs, n, &job));
     if (rv == TS_OK && out != NULL) {
         *out = job;
     }
     return rv;
+}
+
+ts_err ts_ca_job_create_group(ts_ca *ca, const ts_job_spec *spec, const char *group,
+                              ts_job_row **jobs, size_t *count)
+{
+    ts_job_request_row reqs[TS_JOB_SETS_MAX + 2];
+    ts_tenant_row t;
+    ts_group_row g;
+    ts_group_member *members = NULL;
+    ts_job_row *rows = NULL;
+    size_t n = 0, nmembers = 0;
+
+    if (ca == NULL || spec == NULL || jobs == NULL || count == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "ts_ca_job_create_group: missing argument");
+    }
+    *jobs = NULL;
+    *count = 0;
+    ts_err rv = ts_group_name_check(group);
+    if (rv == TS_OK) {
+        rv = job_requests(spec, reqs, &n);
+    }
+    if (rv == TS_OK) {
+        rv = ts_ca_tenant(ca, spec->tenant, &t);
+    }
+    if (rv == TS_OK) {
+        rv = ts_store_begin(ca->store);
+    }
+    if (rv != TS_OK) {
+        return rv;
+    }
+    /* The members are read in the transaction that queues their jobs. */
+    rv = ts_store_group_get(ca->store, t.id, group, &g);
+    if (rv == TS_ERR_NOT_FOUND) {
+        ts_error_set(rv, "tenant '%s' has no group '%s'", t.name, group);
+    }
+    if (rv == TS_OK) {
+        rv = ts_store_group_members(ca->store, g.id, &members, &nmembers);
+    }
+    if (rv == TS_OK && nmembers == 0) {
+        rv = ts_error_set(TS_ERR_STATE, "group '%s' has no devices: no job queued", group);
+    }
+    if (rv == TS_OK) {
+        rows = OPENSSL_zalloc(nmembers * sizeof *rows);
+        if (rows == NULL) {
+            rv = ts_error_set(TS_ERR_NOMEM, "out of memory for %zu jobs", nmembers);
+        }
+    }
+    for (size_t i = 0; rv == TS_OK && i < nmembers; i++) {
+        rv = job_insert(ca, &t, spec, members[i].uid, group, reqs, n, &rows[i]);
+    }
+    OPENSSL_free(members);
+    rv = srv_tx_end(ca, rv);
+    if (rv != TS_OK) {
+        OPENSSL_free(rows);
+        return rv;
+    }
+    *jobs = rows;
+    *count = nmembers;
+    return TS_OK;
 }
 
 ts_err ts_ca_job_list(ts_ca *ca, const char *tenant, size_t limit, ts_job_row **rows, size_t *count)

@@ -77,12 +77,35 @@ static ts_err answer_check(const ts_job_answer *a)
     return TS_OK;
 }
 
-ts_err ts_ca_job_answer(ts_ca *ca, const char *tenant, const char *device_uid,
-                        const ts_job_answer *answers, size_t count)
+/* In an open transaction: records each answer and settles (and audits) the jobs it completes. */
+static ts_err answers_record(ts_ca *ca, const ts_tenant_row *t, const char *device_uid,
+                             const ts_job_answer *answers, size_t count, time_t now)
+{
+    ts_err rv = TS_OK;
+    for (size_t i = 0; rv == TS_OK && i < count; i++) {
+        int64_t job_id = 0;
+        ts_job_state state = TS_JOB_PENDING;
+        rv = ts_store_job_answer(ca->store, t->id, device_uid, &answers[i], now, &job_id);
+        if (rv == TS_OK) {
+            rv = ts_store_job_settle(ca->store, job_id, now, &state);
+        }
+        if (rv == TS_OK && state != TS_JOB_PENDING) {
+            char object[32];
+            snprintf(object, sizeof object, "%lld", (long long)job_id);
+            rv = srv_audit(ca, state == TS_JOB_DONE ? "job.done" : "job.failed", object,
+                           srv_json("{s:s, s:s, s:s}", "tenant", t->name, "device", device_uid,
+                                    "state", ts_job_state_name(state)));
+        }
+    }
+    return rv;
+}
+
+ts_err ts_ca_job_session_record(ts_ca *ca, const char *tenant, const char *device_uid,
+                                const char *status_json, const ts_job_answer *answers, size_t count)
 {
     ts_tenant_row t;
     if (ca == NULL || (answers == NULL && count > 0)) {
-        return ts_error_set(TS_ERR_INVALID, "ts_ca_job_answer: missing argument");
+        return ts_error_set(TS_ERR_INVALID, "ts_ca_job_session_record: missing argument");
     }
     ts_err rv = ts_device_uid_check(device_uid);
     for (size_t i = 0; rv == TS_OK && i < count; i++) {
@@ -91,7 +114,7 @@ ts_err ts_ca_job_answer(ts_ca *ca, const char *tenant, const char *device_uid,
     if (rv == TS_OK) {
         rv = ts_ca_tenant(ca, tenant, &t);
     }
-    if (rv != TS_OK || count == 0) {
+    if (rv != TS_OK || (count == 0 && status_json == NULL)) {
         return rv;
     }
     rv = ts_store_begin(ca->store);
@@ -99,20 +122,10 @@ ts_err ts_ca_job_answer(ts_ca *ca, const char *tenant, const char *device_uid,
         return rv;
     }
     time_t now = time(NULL);
-    for (size_t i = 0; rv == TS_OK && i < count; i++) {
-        int64_t job_id = 0;
-        ts_job_state state = TS_JOB_PENDING;
-        rv = ts_store_job_answer(ca->store, t.id, device_uid, &answers[i], now, &job_id);
-        if (rv == TS_OK) {
-            rv = ts_store_job_settle(ca->store, job_id, now, &state);
-        }
-        if (rv == TS_OK && state != TS_JOB_PENDING) {
-            char object[32];
-            snprintf(object, sizeof object, "%lld", (long long)job_id);
-            rv = srv_audit(ca, state == TS_JOB_DONE ? "job.done" : "job.failed", object,
-                           srv_json("{s:s, s:s, s:s}", "tenant", t.name, "device", device_uid,
-                                    "state", ts_job_state_name(state)));
-        }
+    /* The answers first: a refused one leaves the stored report as it was. */
+    rv = answers_record(ca, &t, device_uid, answers, count, now);
+    if (rv == TS_OK && status_json != NULL) {
+        rv = ts_store_device_status_put(ca->store, t.id, device_uid, status_json, now);
     }
     if (rv == TS_OK) {
         rv = ts_store_commit(ca->store);
@@ -120,6 +133,15 @@ ts_err ts_ca_job_answer(ts_ca *ca, const char *tenant, const char *device_uid,
         ts_store_rollback(ca->store);
     }
     return rv;
+}
+
+ts_err ts_ca_job_answer(ts_ca *ca, const char *tenant, const char *device_uid,
+                        const ts_job_answer *answers, size_t count)
+{
+    if (ca == NULL || (answers == NULL && count > 0)) {
+        return ts_error_set(TS_ERR_INVALID, "ts_ca_job_answer: missing argument");
+    }
+    return ts_ca_job_session_record(ca, tenant, device_uid, NULL, answers, count);
 }
 
 ts_err ts_ca_device_status_put(ts_ca *ca, const char *tenant, const char *device_uid,

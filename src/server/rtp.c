@@ -1,7 +1,8 @@
 /*
  * Offline provisioning, the service's key material (docs/rtp.md): each tenant has a provisioning
  * key in the instance key store that signs every import and every bundle; devices are known by
- * their key store's UID and the public key the imports are sealed to.
+ * their key store's UID, the public key the imports are sealed to and the public key that signs
+ * their receipts.
  */
 #include <stdio.h>
 #include <string.h>
@@ -95,6 +96,7 @@ void ts_rtp_device_clear(ts_rtp_device *d)
 {
     if (d != NULL) {
         EVP_PKEY_free(d->pub);
+        EVP_PKEY_free(d->receipt_pub);
         memset(d, 0, sizeof *d);
     }
 }
@@ -114,7 +116,7 @@ ts_err ts_rtp_device_load(const char *uid, const char *keystore_uri, const char 
     if (key_label != NULL) {
         snprintf(out->key_label, sizeof out->key_label, "%s", key_label);
     } else if (!uri_object(keystore_uri, out->key_label)) {
-        snprintf(out->key_label, sizeof out->key_label, "%s", "identity");
+        snprintf(out->key_label, sizeof out->key_label, "%s", TS_RTP_RECEIPT_LABEL);
     }
     rv = ts_label_check(out->key_label);
     if (rv == TS_OK) {
@@ -125,6 +127,19 @@ ts_err ts_rtp_device_load(const char *uid, const char *keystore_uri, const char 
     }
     if (rv == TS_OK) {
         rv = ts_keystore_public_key(ks, out->key_label, &out->pub);
+    }
+    /*
+     * The agent signs its receipts with its identity key whatever key the imports are sealed to
+     * (a device made by tessera batch seals to "device"): the server checks them with that key.
+     */
+    if (rv == TS_OK) {
+        rv = ts_keystore_public_key(ks, TS_RTP_RECEIPT_LABEL, &out->receipt_pub);
+        if (rv == TS_ERR_NOT_FOUND) {
+            rv = ts_error_set(TS_ERR_NOT_FOUND,
+                              "its key store has no '%s' key, which signs the receipts: run "
+                              "tessera-agent init on it first",
+                              TS_RTP_RECEIPT_LABEL);
+        }
     }
     ts_keystore_free(ks);
     if (rv != TS_OK) {

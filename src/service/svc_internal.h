@@ -97,6 +97,7 @@ extern const svc_route svc_revocation_routes[]; /* svc_revocation.c: /crl, /ocsp
 extern const svc_route svc_api_routes[];        /* svc_api*.c: the rest of /api/v1 */
 extern const svc_route svc_session_routes[];    /* svc_session_api.c: sessions, jobs */
 extern const svc_route svc_command_routes[];    /* svc_api_commands.c: remote commands */
+extern const svc_route svc_group_routes[];      /* svc_api_groups.c: device groups */
 extern const svc_route svc_openapi_routes[];    /* svc_openapi.c: /api/v1/openapi.json */
 
 /* Every route table in dispatch order, NULL-terminated. */
@@ -279,6 +280,10 @@ ts_err svc_crl_current(svc_server *server, ts_ca *ca, const char *tenant, uint8_
 /* The server a worker belongs to, and its configuration. */
 svc_server *svc_worker_server(const svc_worker *worker);
 const ts_service_config *svc_server_config(const svc_server *server);
+/* Puts the PEM certificates of path into ctx: the first as its certificate, the rest as its
+ * chain. TS_ERR_NOT_FOUND when the file cannot be read, TS_ERR_CORRUPT when it holds none. */
+ts_err svc_tls_use_chain_file(SSL_CTX *ctx, const char *path);
+
 /* Writes one line to the server's log: "time level message". Never pass secrets. */
 void svc_log(svc_server *server, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

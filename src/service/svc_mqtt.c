@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 #include <openssl/err.h>
@@ -26,6 +27,7 @@
 
 #include "common/error_internal.h"
 #include "server/server_internal.h"
+#include "service/svc_internal.h"
 #include "service/svc_mqtt_internal.h"
 #include "tessera/provider.h"
 
@@ -34,7 +36,6 @@ enum {
     KEEPALIVE_S = 30,   /* MQTT keep-alive */
     BACKOFF_MIN_S = 1,  /* first reconnect delay */
     BACKOFF_MAX_S = 30, /* longest reconnect delay */
-    CHAIN_MAX = 8,      /* certificates in DIR/tls/client.pem */
 };
 
 /* TLS 1.2 suites: ECDHE with AES-GCM only (TLS 1.3 suites are all AEAD). */
@@ -44,27 +45,15 @@ enum {
 
 void svc_mqtt_log(const char *level, const char *fmt, ...)
 {
-    char msg[1024], when[40];
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p != '\0'; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            *p = ' ';
-        }
-    }
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000L);
-    fprintf(stderr, "%s %s mqtt: %s\n", when, level, msg);
-    fflush(stderr);
+    svc_log(NULL, level, "mqtt: %s", msg);
 }
 
-/* DIR/tls/client.pem: leaf first, then its chain. */
+/* DIR/tls/client.pem: leaf first, then its chain; made for an instance from before it. */
 static ts_err load_client_chain(ts_ca *ca, const char *dir, SSL_CTX *ctx)
 {
     char path[TS_CA_PATH_MAX];
@@ -72,37 +61,14 @@ static ts_err load_client_chain(ts_ca *ca, const char *dir, SSL_CTX *ctx)
     if (rv != TS_OK) {
         return rv;
     }
-    BIO *in = BIO_new_file(path, "r");
-    if (in == NULL) {
-        ERR_clear_error();
-        rv = ts_ca_tls_client_cert(ca); /* an instance from before client certificates */
-        if (rv == TS_OK) {
-            svc_mqtt_log("info", "made the service's MQTT client certificate %s", path);
-            in = BIO_new_file(path, "r");
+    if (access(path, F_OK) != 0) {
+        rv = ts_ca_tls_client_cert(ca);
+        if (rv != TS_OK) {
+            return rv;
         }
+        svc_mqtt_log("info", "made the service's MQTT client certificate %s", path);
     }
-    if (in == NULL) {
-        return rv != TS_OK ? rv : ts_error_set_openssl(TS_ERR_NOT_FOUND, "cannot read %s", path);
-    }
-    int n = 0;
-    for (; rv == TS_OK && n < CHAIN_MAX; n++) {
-        X509 *cert = X509_new_ex(ts_provider_libctx(), NULL);
-        if (cert == NULL || PEM_read_bio_X509(in, &cert, NULL, NULL) == NULL) {
-            X509_free(cert);
-            break;
-        }
-        int ok = n == 0 ? SSL_CTX_use_certificate(ctx, cert) : SSL_CTX_add1_chain_cert(ctx, cert);
-        X509_free(cert);
-        if (ok != 1) {
-            rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot use the certificates of %s", path);
-        }
-    }
-    ERR_clear_error(); /* the end of the file */
-    BIO_free(in);
-    if (rv == TS_OK && n == 0) {
-        rv = ts_error_set(TS_ERR_CORRUPT, "%s holds no certificate", path);
-    }
-    return rv;
+    return svc_tls_use_chain_file(ctx, path);
 }
 
 /* The broker is verified against trust_file, or the instance's CAs. */

@@ -20,8 +20,8 @@
 enum { SVC_ALLOW_MAX = 64, SVC_ACTOR_MAX = 160 };
 
 const svc_route *const svc_route_tables[] = {
-    svc_health_routes,  svc_est_routes,     svc_revocation_routes, svc_api_routes,
-    svc_session_routes, svc_command_routes, svc_openapi_routes,    NULL,
+    svc_health_routes,  svc_est_routes,   svc_revocation_routes, svc_api_routes, svc_session_routes,
+    svc_command_routes, svc_group_routes, svc_openapi_routes,    NULL,
 };
 
 size_t svc_route_count(void)

@@ -1,9 +1,10 @@
 /*
  * The provisioning session (docs/protocol.md): POST /agent/v1/session with an AgentMessage
  * (protobuf) over mutual TLS. The device is the client certificate's subject CN in the tenant
- * whose CA issued it. Each message's status report is kept, its results are recorded against the
- * job requests they answer, and the reply carries the device's next pending requests (or done)
- * and the tenant's current CRL.
+ * whose CA issued it. Once the whole message checked out, its results are recorded against the
+ * job requests they answer and its status report is kept, in one transaction (a refused message
+ * changes nothing); the reply carries the device's next pending requests (or done) and the
+ * tenant's current CRL.
  */
 #include <string.h>
 
@@ -128,9 +129,12 @@ static void reply_next(svc_request *r, const char *tenant, const char *uid, cons
     ts_job_requests_free(reqs, n);
 }
 
-/* Records the message's results; 0 after replying with the error. */
+/*
+ * Records the message's results and its status report (status NULL: none) together, so a
+ * refused result leaves the stored report as it was; 0 after replying with the error.
+ */
 static int record_results(svc_request *r, const char *tenant, const char *uid,
-                          const Tessera__Agent__V1__AgentMessage *m)
+                          const Tessera__Agent__V1__AgentMessage *m, const char *status)
 {
     ts_job_answer answers[SVC_SESSION_RESULTS_MAX];
     for (size_t i = 0; i < m->n_results; i++) {
@@ -144,7 +148,7 @@ static int record_results(svc_request *r, const char *tenant, const char *uid,
             .payload_len = res->payload.len,
         };
     }
-    ts_err rv = ts_ca_job_answer(r->ca, tenant, uid, answers, m->n_results);
+    ts_err rv = ts_ca_job_session_record(r->ca, tenant, uid, status, answers, m->n_results);
     if (rv == TS_ERR_NOT_FOUND) {
         svc_reply_error(r, 400, "invalid", "%s", ts_error_message());
         return 0;
@@ -201,19 +205,11 @@ void svc_session_post(svc_request *r)
     const char *tenant = r->client_tenant.name;
     if (m->status != NULL) {
         rv = svc_session_status_json(m->status, &status);
-        if (rv == TS_OK) {
-            rv = ts_ca_device_status_put(r->ca, tenant, uid, status);
-        }
-        OPENSSL_free(status);
         if (rv != TS_OK) {
             svc_reply_err(r, rv);
             tessera__agent__v1__agent_message__free_unpacked(m, NULL);
             return;
         }
-    }
-    if (!record_results(r, tenant, uid, m)) {
-        tessera__agent__v1__agent_message__free_unpacked(m, NULL);
-        return;
     }
     if (m->session_id[0] != '\0') {
         snprintf(session, sizeof session, "%s", m->session_id);
@@ -221,12 +217,19 @@ void svc_session_post(svc_request *r)
         uint8_t rnd[SVC_SESSION_ID_BYTES];
         if (RAND_bytes(rnd, sizeof rnd) != 1) {
             svc_reply_err(r, ts_error_set_openssl(TS_ERR_CRYPTO, "no random session id"));
+            OPENSSL_free(status);
             tessera__agent__v1__agent_message__free_unpacked(m, NULL);
             return;
         }
         for (size_t i = 0; i < sizeof rnd; i++) {
             snprintf(session + 2 * i, 3, "%02x", rnd[i]);
         }
+    }
+    int recorded = record_results(r, tenant, uid, m, status);
+    OPENSSL_free(status);
+    if (!recorded) {
+        tessera__agent__v1__agent_message__free_unpacked(m, NULL);
+        return;
     }
     tessera__agent__v1__agent_message__free_unpacked(m, NULL);
     reply_next(r, tenant, uid, session);

@@ -36,7 +36,8 @@ const svc_route svc_session_routes[] = {
     ROUTE("GET", T "/jobs", svc_session_job_list, A | O | U, 0,
           "Provisioning jobs, newest first (?limit)"),
     ROUTE("POST", T "/jobs", svc_session_job_create, A | O, SVC_ROUTE_BODY,
-          "Queue a job for a device: set, import, rotate_trust or reenroll"),
+          "Queue a job for a device, or one for each device of a group: set, import, "
+          "rotate_trust or reenroll"),
     ROUTE("GET", T "/jobs/{id}", svc_session_job_get, A | O | U, 0,
           "A job with the result of each of its requests"),
     ROUTE("GET", T "/devices/{uid}/status", svc_session_device_status, A | O | U | D,
@@ -167,9 +168,39 @@ static ts_err b64_decode(const char *text, uint8_t **out, size_t *len)
     return TS_OK;
 }
 
+/* The job for each member of the group: {"group", "count", "jobs": [...]}; frees blob and doc. */
+static void group_jobs_create(svc_request *r, const ts_job_spec *spec, const char *group,
+                              uint8_t *blob, json_t *doc)
+{
+    ts_job_row *jobs = NULL;
+    size_t n = 0;
+    ts_err rv = ts_ca_job_create_group(r->ca, spec, group, &jobs, &n);
+    json_t *reply = NULL;
+    if (rv == TS_OK) {
+        json_t *items = json_array();
+        for (size_t i = 0; items != NULL && i < n; i++) {
+            if (json_array_append_new(items, job_json(&jobs[i])) != 0) {
+                json_decref(items);
+                items = NULL;
+            }
+        }
+        reply = items == NULL ? NULL
+                              : json_pack("{s:s, s:I, s:o}", "group", group, "count", (json_int_t)n,
+                                          "jobs", items);
+    }
+    OPENSSL_free(jobs);
+    OPENSSL_clear_free(blob, spec->data_len);
+    json_decref(doc);
+    if (rv != TS_OK) {
+        svc_reply_err(r, rv);
+        return;
+    }
+    svc_api_reply_doc(r, 201, reply);
+}
+
 void svc_session_job_create(svc_request *r)
 {
-    static const char *const allowed[] = {"device",       "set",      "import",
+    static const char *const allowed[] = {"device",       "group",    "set", "import",
                                           "rotate_trust", "reenroll", NULL};
     const char *keys[TS_JOB_SETS_MAX], *values[TS_JOB_SETS_MAX];
     ts_job_spec spec = {0};
@@ -191,10 +222,12 @@ void svc_session_job_create(svc_request *r)
     json_t *re = json_object_get(doc, "reenroll");
     spec.tenant = r->tenant.name;
     spec.device_uid = json_string_value(json_object_get(doc, "device"));
+    const char *group = json_string_value(json_object_get(doc, "group"));
     int kinds = (set != NULL) + (imp != NULL) + (trust != NULL) + (re != NULL);
-    if (spec.device_uid == NULL || kinds != 1) {
-        rv = ts_error_set(TS_ERR_INVALID, "a job names a \"device\" and exactly one of \"set\", "
-                                          "\"import\", \"rotate_trust\", \"reenroll\"");
+    if ((spec.device_uid == NULL) == (group == NULL) || kinds != 1) {
+        rv = ts_error_set(TS_ERR_INVALID,
+                          "a job names a \"device\" or a \"group\" and exactly one of \"set\", "
+                          "\"import\", \"rotate_trust\", \"reenroll\"");
     } else if (set != NULL) {
         const char *k;
         json_t *v;
@@ -239,6 +272,10 @@ void svc_session_job_create(svc_request *r)
         if (!json_is_true(re)) {
             rv = ts_error_set(TS_ERR_INVALID, "\"reenroll\" is true");
         }
+    }
+    if (rv == TS_OK && group != NULL) {
+        group_jobs_create(r, &spec, group, blob, doc);
+        return;
     }
     if (rv == TS_OK) {
         rv = ts_ca_job_create(r->ca, &spec, &job);

@@ -156,22 +156,13 @@ out:
     return rv;
 }
 
-/* The leaf and its chain from DIR/tls/server.pem. */
-static ts_err load_chain(ts_ca *ca, SSL_CTX *ctx)
+ts_err svc_tls_use_chain_file(SSL_CTX *ctx, const char *path)
 {
-    char path[TS_CA_PATH_MAX];
-    ts_err rv = srv_path(path, sizeof path, ca->dir, SVC_TLS_CHAIN_FILE);
-    if (rv != TS_OK) {
-        return rv;
-    }
     BIO *in = BIO_new_file(path, "r");
     if (in == NULL) {
-        return ts_error_set_openssl(TS_ERR_NOT_FOUND,
-                                    "cannot read the TLS server certificate %s (tessera init "
-                                    "issues it)",
-                                    path);
+        return ts_error_set_openssl(TS_ERR_NOT_FOUND, "cannot read the certificate file %s", path);
     }
-    rv = TS_OK;
+    ts_err rv = TS_OK;
     int n = 0;
     for (; n < SVC_TLS_CHAIN_MAX; n++) {
         X509 *cert = X509_new_ex(ts_provider_libctx(), NULL);
@@ -193,6 +184,19 @@ static ts_err load_chain(ts_ca *ca, SSL_CTX *ctx)
     /* The end of the file shows up as a PEM error; it is no failure. */
     ERR_clear_error();
     return rv;
+}
+
+/* The leaf and its chain from DIR/tls/server.pem. */
+static ts_err load_chain(ts_ca *ca, SSL_CTX *ctx)
+{
+    char path[TS_CA_PATH_MAX];
+    ts_err rv = srv_path(path, sizeof path, ca->dir, SVC_TLS_CHAIN_FILE);
+    if (rv == TS_OK) {
+        rv = svc_tls_use_chain_file(ctx, path);
+    }
+    return rv == TS_ERR_NOT_FOUND
+               ? ts_error_prefix(rv, "the TLS server certificate (tessera init issues it)")
+               : rv;
 }
 
 ts_err svc_tls_ctx_new(ts_ca *ca, SSL_CTX **out)

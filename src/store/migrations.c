@@ -201,6 +201,24 @@ static const char *const pg_v4[] = {V4(P_ID, P_INT, P_BLOB, P_END), NULL};
 static const char *const sqlite_v5[] = {V5(S_ID, S_INT, S_BLOB, S_END), NULL};
 static const char *const pg_v5[] = {V5(P_ID, P_INT, P_BLOB, P_END), NULL};
 
+/* --- Version 6: device groups (docs/api.md, "Device groups") ------------------------------- */
+
+#define DEVICE_GROUPS(ID, INT, BLOB, END)                                                          \
+    "CREATE TABLE device_groups (" ID ", tenant_id " INT " NOT NULL REFERENCES tenants (id), "     \
+    "name TEXT NOT NULL, created " INT " NOT NULL, UNIQUE (tenant_id, name)" END
+
+/* A device may be in several groups of its tenant, once in each. */
+#define DEVICE_GROUP_MEMBERS(ID, INT, BLOB, END)                                                   \
+    "CREATE TABLE device_group_members (group_id " INT " NOT NULL REFERENCES device_groups (id), " \
+    "device_uid TEXT NOT NULL, added " INT " NOT NULL, PRIMARY KEY (group_id, device_uid)" END
+
+#define V6(ID, INT, BLOB, END)                                                                     \
+    DEVICE_GROUPS(ID, INT, BLOB, END), DEVICE_GROUP_MEMBERS(ID, INT, BLOB, END),                   \
+        "CREATE INDEX device_group_members_by_device ON device_group_members (device_uid)"
+
+static const char *const sqlite_v6[] = {V6(S_ID, S_INT, S_BLOB, S_END), NULL};
+static const char *const pg_v6[] = {V6(P_ID, P_INT, P_BLOB, P_END), NULL};
+
 typedef struct ts_migration {
     const char *const *steps[2]; /* by ts_sql_driver.dialect */
 } ts_migration;
@@ -208,7 +226,7 @@ typedef struct ts_migration {
 /* Version n is migrations[n - 1]. Only ever append. */
 static const ts_migration migrations[] = {
     {{sqlite_v1, pg_v1}}, {{sqlite_v2, pg_v2}}, {{sqlite_v3, pg_v3}},
-    {{sqlite_v4, pg_v4}}, {{sqlite_v5, pg_v5}},
+    {{sqlite_v4, pg_v4}}, {{sqlite_v5, pg_v5}}, {{sqlite_v6, pg_v6}},
 };
 
 #define LATEST ((int)(sizeof migrations / sizeof migrations[0]))

@@ -97,6 +97,12 @@ EXPECTED = {
     ("POST", T + "/devices/{uid}/commands"): rule("tenant", 201, A_O),
     ("GET", T + "/devices/{uid}/commands"): rule("tenant", 200, ALL),
     ("GET", T + "/devices/{uid}/commands/{id}"): rule("tenant", 200, ALL),
+    ("GET", T + "/groups"): rule("tenant", 200, A_O_U),
+    ("POST", T + "/groups"): rule("tenant", 201, A_O),
+    ("GET", T + "/groups/{name}"): rule("tenant", 200, A_O_U),
+    ("DELETE", T + "/groups/{name}"): rule("tenant", 200, A_O),
+    ("POST", T + "/groups/{name}/members"): rule("tenant", 200, A_O),
+    ("DELETE", T + "/groups/{name}/members/{uid}"): rule("tenant", 200, A_O),
     ("GET", T + "/jobs"): rule("tenant", 200, A_O_U),
     ("POST", T + "/jobs"): rule("tenant", 201, A_O),
     ("GET", T + "/jobs/{id}"): rule("tenant", 200, A_O_U),
@@ -391,6 +397,30 @@ def build_cell(w, method, pattern, side):
         path = "%s/devices/%s/commands" % (t, w.device_uid[side])
         cmd = w.must(a("POST", path, {"name": "echo"}), 201, "command")
         return Cell("%s/%s" % (path, cmd["id"]))
+    if key == ("POST", T + "/groups"):
+        name = w.fresh("gc")
+        return Cell(t + "/groups", body={"name": name}, unchanged=gone("%s/groups/%s" % (t, name)))
+    if pattern.startswith(T + "/groups/{name}"):
+        name = w.fresh("gr")
+        w.must(a("POST", t + "/groups", {"name": name}), 201, "group " + name)
+        group = "%s/groups/%s" % (t, name)
+        uid = w.fresh("gm")
+        w.must(a("POST", t + "/devices", {"uid": uid}), 201, "device " + uid)
+
+        def members_are(n):
+            def check():
+                r = a("GET", group)
+                return "" if r.doc and r.doc["members"] == n else "group " + name
+            return check
+        if key == ("GET", T + "/groups/{name}"):
+            return Cell(group)
+        if key == ("DELETE", T + "/groups/{name}"):
+            return Cell(group, unchanged=lambda: "" if a("GET", group).status == 200 else
+                        group + " deleted")
+        if key == ("POST", T + "/groups/{name}/members"):
+            return Cell(group + "/members", body={"devices": [uid]}, unchanged=members_are(0))
+        w.must(a("POST", group + "/members", {"devices": [uid]}), 200, "member " + uid)
+        return Cell("%s/members/%s" % (group, uid), unchanged=members_are(1))
     if key == ("POST", T + "/jobs"):
         return Cell(t + "/jobs", body={"device": w.fresh("jd"), "reenroll": True})
     if key == ("GET", T + "/jobs/{id}"):

@@ -34,7 +34,7 @@ enum {
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: session_client report UID OUT\n"
+    fprintf(stderr, "usage: session_client report UID OUT [FIRMWARE [SESSION ID...]]\n"
                     "       session_client results SESSION OUT ID[:fail:CODE]...\n"
                     "       session_client post URL CA CERT KEY CONTENT-TYPE IN OUT\n"
                     "       session_client dump IN\n");
@@ -104,8 +104,12 @@ static int pack_write(const Tessera__Agent__V1__AgentMessage *m, const char *out
     return rv == 0 ? 0 : 1;
 }
 
-static int cmd_report(char **argv)
+/* A status report; with a firmware, and then a session and request ids, answering those too. */
+static int cmd_report(int argc, char **argv)
 {
+    Tessera__Agent__V1__Result res[RESULTS_MAX];
+    Tessera__Agent__V1__Result *ptrs[RESULTS_MAX];
+    int n = argc > 4 ? argc - 4 : 0;
     Tessera__Agent__V1__AgentMessage m;
     Tessera__Agent__V1__StatusReport s;
     Tessera__Agent__V1__KeystoreObject o;
@@ -120,7 +124,7 @@ static int cmd_report(char **argv)
     o.algorithm = "P-256";
     s.uid = argv[0];
     s.agent_version = "session-client 1";
-    s.firmware_version = "test-fw 2.1";
+    s.firmware_version = argc > 2 ? argv[2] : "test-fw 2.1";
     s.keystore_objects = objects;
     s.n_keystore_objects = 1;
     s.keystore_features = features;
@@ -130,6 +134,20 @@ static int cmd_report(char **argv)
     s.cert_not_after = 1900000000;
     m.version = 1;
     m.status = &s;
+    if (n > RESULTS_MAX) {
+        return usage();
+    }
+    if (argc > 3) {
+        m.session_id = argv[3];
+    }
+    for (int i = 0; i < n; i++) {
+        tessera__agent__v1__result__init(&res[i]);
+        res[i].request_id = strtoull(argv[4 + i], NULL, 10);
+        res[i].ok = 1;
+        ptrs[i] = &res[i];
+    }
+    m.results = ptrs;
+    m.n_results = (size_t)n;
     return pack_write(&m, argv[1]);
 }
 
@@ -272,8 +290,8 @@ int main(int argc, char **argv)
         return usage();
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "report") == 0 && argc == 4) {
-        return cmd_report(argv + 2);
+    if (strcmp(cmd, "report") == 0 && argc >= 4) {
+        return cmd_report(argc - 2, argv + 2);
     }
     if (strcmp(cmd, "results") == 0 && argc >= 4) {
         return cmd_results(argc - 2, argv + 2);

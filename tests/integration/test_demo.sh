@@ -16,6 +16,15 @@ PLUGIN="${TS_BUILD_DIR:-build}/lib/tessera_mosquitto.so"
 DEMO_TMP=$TS_TEST_TMP/tmp
 mkdir -p "$DEMO_TMP"
 
+# A sanitized plugin in the unsanitized broker: the sanitizer runtimes must load first.
+if [ "${TS_SANITIZE:-0}" = 1 ] || [ "${TS_SANITIZE:-}" = ON ]; then
+    printf '#!/bin/sh\nLD_PRELOAD="%s:%s" ASAN_OPTIONS=detect_leaks=0 exec /usr/sbin/mosquitto "$@"\n' \
+        "$(gcc -print-file-name=libasan.so)" "$(gcc -print-file-name=libubsan.so)" \
+        >"$TS_TEST_TMP/mosquitto-sanitized"
+    chmod 700 "$TS_TEST_TMP/mosquitto-sanitized"
+    export TS_DEMO_MOSQUITTO=$TS_TEST_TMP/mosquitto-sanitized
+fi
+
 # workdir_of OUTPUT: the work directory the demo announced.
 workdir_of() {
     sed -n 's/^Working in \(.*\) (\(removed\|kept\) at the end)\.$/\1/p' <<<"$1" | head -n1

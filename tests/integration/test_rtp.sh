@@ -2,7 +2,8 @@
 # Offline provisioning end to end (docs/rtp.md): two devices with soft: key stores set up by
 # tessera-agent init, bundles exported from a manifest, `tessera rtp serve` on loopback and
 # `tessera-agent rtp`; the keys land in the key stores, the receipts verify with openssl, and a
-# foreign, a replayed and a tampered bundle are refused, by the device and in its receipt.
+# foreign, a replayed and a tampered bundle are refused, by the device and in its receipt; and a
+# device made by `tessera batch` (key "device") whose receipts verify too.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/serve.sh"
@@ -123,4 +124,48 @@ run_ok "B's key store" "$TESSERA" keystore list --keystore "$KS_B"
 assert_no_match "$OUT" 'wifi.*wifi' "nothing imported twice"
 
 kill "$SERVE" 2>/dev/null || true
+
+# --- a device made by tessera batch: the imports are sealed to its key "device", its receipts
+# --- are signed by the agent's "identity" and verify with device.pem --------------------------------
+run_ok "a batch of one device" "$TESSERA" batch --count 1 --out "$W/lot" --quiet
+LINE=$(head -n 1 "$W/lot/manifest.jsonl")
+UID_C=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["uid"])' "$LINE")
+KS_C=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["keystore"])' "$LINE")
+assert_match "$KS_C" ';object=device' "the batch device's key is 'device'"
+RTP_C=$TS_TEST_TMP/rtp-batch
+expect_status 1 "export before tessera-agent init: no receipt key" "$TESSERA" rtp export \
+    --manifest "$W/lot/manifest.jsonl" --out "$RTP_C" --object wifi="$W/wifi.pem"
+assert_match "$ERR" "device $UID_C: its key store has no 'identity' key" "...saying so"
+[ ! -e "$RTP_C/$UID_C" ] || fail "a refused export left files for the device"
+pass "a refused export writes nothing for the device"
+run_ok "agent init on the batch device" "$AGENT" init --uid "$UID_C" --keystore "$KS_C" \
+    --state "$W/state-c"
+assert_eq "$OUT" "$UID_C" "the agent keeps the batch UID"
+run_ok "export for the batch device" "$TESSERA" rtp export --manifest "$W/lot/manifest.jsonl" \
+    --out "$RTP_C" --object wifi="$W/wifi.pem"
+BUNDLE_C=$(ls "$RTP_C/$UID_C"/bundle-*.rtp)
+run_ok "provisioning key into the batch device" "$TESSERA" keystore put --keystore "$KS_C" \
+    --label provisioning.key --in "$RTP_C/provisioning.pem"
+"$TESSERA" rtp serve --dir "$RTP_C" --listen 127.0.0.1:0 --timeout 10 --once \
+    >"$W/serve-c.out" 2>"$W/serve-c.err" &
+SERVE_C=$!
+on_exit "kill $SERVE_C 2>/dev/null || true"
+PORT_C=
+for _ in $(seq 1 50); do
+    PORT_C=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$W/serve-c.out")
+    [ -n "$PORT_C" ] && break
+    sleep 0.1
+done
+[ -n "$PORT_C" ] || fail "rtp serve did not start: $(cat "$W/serve-c.err")"
+run_ok "the batch device imports its bundle" "$AGENT" rtp 127.0.0.1 "$PORT_C" --keystore "$KS_C" \
+    --state "$W/state-c"
+assert_match "$OUT" '^bundle 1: imported wifi$' "wifi imported into the batch device"
+assert_match "$OUT" '1 accepted, 0 refused, 1 key\(s\) imported' "the batch device's summary"
+wait "$SERVE_C" || fail "rtp serve --once failed: $(cat "$W/serve-c.err")"
+pass "rtp serve checked and kept the batch device's receipt"
+assert_match "$(cat "$W/serve-c.out")" "device $UID_C: $(basename "$BUNDLE_C"): accepted" \
+    "the server accepts the batch device's receipt"
+run_ok "the batch device's receipt verifies with openssl" openssl dgst -sha256 \
+    -verify "$RTP_C/$UID_C/device.pem" -signature "$BUNDLE_C.receipt.sig" "$BUNDLE_C.receipt"
+
 finish

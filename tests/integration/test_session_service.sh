@@ -5,7 +5,8 @@
 # requests of a job queued with `tessera job create`, answers them and is told it is done; the
 # job's results through `tessera job show` and the REST API; a failed answer fails its job; and
 # the refusals: malformed protobuf (400), wrong content type (415), no client certificate (401),
-# a report for another device (400), an answer to a request that is not the device's (400).
+# a report for another device (400), an answer to a request that is not the device's (400), and
+# a message whose result is refused, which leaves the stored status report as it was.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/serve.sh"
@@ -120,6 +121,21 @@ assert_eq "$(json 'd["report"]["uid"]')" "$UID_" "the report is the device's"
 assert_eq "$(json 'd["report"]["firmware_version"]')" "test-fw 2.1" "...with its firmware"
 assert_eq "$(json 'd["report"]["keystore_objects"][0]["label"]')" identity "...and key store"
 assert_match "$(json 'd["received"]')" '^[0-9]{4}-' "...and when it came"
+
+# --- a refused message changes nothing, not even the stored status report -------------------------
+run_ok "a report with new firmware and an answer to an unknown request" "$CLIENT" report "$UID_" \
+    "$W/report-refused.bin" "test-fw 9.9" "$SESSION" 999998
+post refused "$CERT" "$KEY" "$PB" "$W/report-refused.bin"
+assert_eq "$STATUS" 400 "a message with a refused result: 400"
+api "/api/v1/tenants/default/devices/$UID_/status"
+assert_eq "$(json 'd["report"]["firmware_version"]')" "test-fw 2.1" \
+    "the refused message's report is not stored"
+run_ok "a report with new firmware alone" "$CLIENT" report "$UID_" "$W/report-new.bin" \
+    "test-fw 3.0" "$SESSION"
+post newfw "$CERT" "$KEY" "$PB" "$W/report-new.bin"
+assert_eq "$STATUS" 200 "a message with a report only: 200"
+api "/api/v1/tenants/default/devices/$UID_/status"
+assert_eq "$(json 'd["report"]["firmware_version"]')" "test-fw 3.0" "an accepted report is stored"
 
 # --- a failed answer fails the job ------------------------------------------------------------------
 run_ok "job create --reenroll" "$TESSERA" job create --device "$UID_" --reenroll
