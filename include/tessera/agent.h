@@ -7,6 +7,7 @@
  * lives in the key store as objects:
  *
  *   identity            the identity key, P-256, made in the store by ts_agent_init()
+ *   identity.key.N      the identity key made by a rekey at generation N (then current)
  *   device.uid          the device UID (data object)
  *   claim.code          the claim code, a secret data object, until an enrollment uses it
  *   identity.cert.N     certificate of generation N (PEM)
@@ -88,6 +89,8 @@ typedef struct ts_agent_est_opts {
     const char *factory_cert; /* enroll: PEM certificate (then its chain) for TLS client auth */
     const char *factory_key;  /* label of the factory certificate's key; NULL: "identity" */
     long timeout;             /* seconds; 0: TS_AGENT_TIMEOUT_DEFAULT */
+    int rekey;                /* reenroll: certify a new key (below); 0: renew the same key */
+    int tls12_only;           /* speak TLS 1.2 at most (a service or middlebox without 1.3) */
 } ts_agent_est_opts;
 
 /*
@@ -105,6 +108,16 @@ TS_API TS_MUST_CHECK ts_err ts_agent_enroll(ts_agent *agent, const ts_agent_est_
  * (a renewal: the old certificate stays valid until it expires). Done only when the current
  * certificate expires within threshold_days (0: TS_AGENT_THRESHOLD_DEFAULT) or force is set;
  * *renewed says whether it was.
+ *
+ * With opts->rekey, a rekey (RFC 7030 section 4.2.2): a new P-256 key is made in the key store
+ * under "identity.key.N" (N the new generation), the CSR is for it with the same subject, the
+ * reply must certify it, and key and certificate are committed together by the pointer switch;
+ * the replaced key is deleted only after that. On any failure the new key is removed (or left
+ * unnamed, and removed by the next attempt or commit) and the current identity stays.
+ *
+ * Enrollment and re-enrollment send the CSR on the connection that fetched csrattrs; when the
+ * service lists challengePassword there (the profile demands proof of possession), the CSR
+ * carries that connection's channel binding and no other connection is used (docs/agent.md).
  */
 TS_API TS_MUST_CHECK ts_err ts_agent_reenroll(ts_agent *agent, const ts_agent_est_opts *opts,
                                               unsigned threshold_days, int force, int *renewed);

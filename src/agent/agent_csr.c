@@ -57,6 +57,12 @@ static ts_err copy_sans(X509_REQ *req, X509 *from)
 ts_err agent_csr_make(ts_keystore *ks, const char *label, const X509_NAME *subject, X509 *san_from,
                       char **b64)
 {
+    return agent_csr_make_ex(ks, label, subject, san_from, NULL, b64);
+}
+
+ts_err agent_csr_make_ex(ts_keystore *ks, const char *label, const X509_NAME *subject,
+                         X509 *san_from, const char *challenge, char **b64)
+{
     OSSL_LIB_CTX *libctx = ts_provider_libctx();
     EVP_PKEY *pub = NULL, *key = NULL;
     EVP_MD_CTX *mctx = NULL;
@@ -88,6 +94,13 @@ ts_err agent_csr_make(ts_keystore *ks, const char *label, const X509_NAME *subje
         if (rv != TS_OK) {
             goto done;
         }
+    }
+    /* RFC 2985 section 5.4.1: challengePassword is a DirectoryString; base64 is printable. */
+    if (challenge != NULL &&
+        X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_ASC,
+                                  (const unsigned char *)challenge, -1) != 1) {
+        rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot add challengePassword to the request");
+        goto done;
     }
     mctx = EVP_MD_CTX_new();
     if (mctx == NULL ||

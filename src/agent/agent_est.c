@@ -3,14 +3,17 @@
  * simplereenroll) of the device identity, and the identity's status.
  */
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "agent/agent_internal.h"
 #include "common/error_internal.h"
+#include "tessera/est.h"
 
 enum { URL_MAX = 2048, SERVER_MESSAGE_MAX = 300 };
 
@@ -120,6 +123,7 @@ static ts_err fetch_cacerts(const ts_agent_est_opts *opts, X509_STORE *roots,
     req.url = url;
     req.roots = roots;
     req.timeout = opts->timeout;
+    req.tls12_only = opts->tls12_only;
     rv = agent_http_request(&req, &resp);
     if (rv == TS_OK && resp.status != 200) {
         rv = refusal(resp.status, &resp, "cacerts");
@@ -134,7 +138,105 @@ static ts_err fetch_cacerts(const ts_agent_est_opts *opts, X509_STORE *roots,
     return rv;
 }
 
-/* One EST exchange; the new certificate is checked and committed. */
+/* Base64 with white space and line breaks (RFC 7030 section 4.1.3) to DER. */
+static ts_err base64_decode(const uint8_t *text, size_t len, uint8_t **der, size_t *der_len)
+{
+    EVP_ENCODE_CTX *ectx = NULL;
+    int n = 0, fin = 0;
+
+    *der = NULL;
+    *der_len = 0;
+    if (len == 0 || len > TS_AGENT_REPLY_MAX) {
+        return ts_error_set(TS_ERR_INVALID, "the service's reply is %zu bytes", len);
+    }
+    ectx = EVP_ENCODE_CTX_new();
+    *der = OPENSSL_malloc(len);
+    if (ectx == NULL || *der == NULL) {
+        EVP_ENCODE_CTX_free(ectx);
+        OPENSSL_free(*der);
+        *der = NULL;
+        return ts_error_set(TS_ERR_NOMEM, "out of memory");
+    }
+    EVP_DecodeInit(ectx);
+    if (EVP_DecodeUpdate(ectx, *der, &n, text, (int)len) < 0 ||
+        EVP_DecodeFinal(ectx, *der + n, &fin) != 1) {
+        EVP_ENCODE_CTX_free(ectx);
+        OPENSSL_free(*der);
+        *der = NULL;
+        return ts_error_set(TS_ERR_INVALID, "the service's reply is not base64");
+    }
+    EVP_ENCODE_CTX_free(ectx);
+    *der_len = (size_t)(n + fin);
+    return TS_OK;
+}
+
+/*
+ * What the service wants in a CSR (RFC 7030 section 4.5), asked on the connection that will carry
+ * the enrollment: *pop is set when it lists challengePassword, i.e. the profile demands proof of
+ * possession (docs/est.md). No attributes (204, or 404 from a service without csrattrs) ask for
+ * nothing.
+ */
+static ts_err fetch_csrattrs(const ts_agent_est_opts *opts, agent_http_conn *conn, int *pop)
+{
+    char url[URL_MAX];
+    agent_http_resp resp = {0};
+    ts_est_csrattrs_info info;
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    ts_err rv = est_url(opts, "csrattrs", url, sizeof url);
+
+    *pop = 0;
+    if (rv == TS_OK) {
+        rv = agent_http_conn_do(conn, url, NULL, NULL, 0, &resp);
+    }
+    if (rv != TS_OK) {
+        return rv;
+    }
+    if (resp.status == 204 || resp.status == 404) {
+        agent_http_resp_clear(&resp);
+        return TS_OK;
+    }
+    if (resp.status != 200) {
+        rv = refusal(resp.status, &resp, "csrattrs");
+    } else {
+        rv = base64_decode(resp.body, resp.len, &der, &der_len);
+    }
+    if (rv == TS_OK) {
+        memset(&info, 0, sizeof info);
+        rv = ts_est_csrattrs_parse(der, der_len, &info);
+        *pop = rv == TS_OK && info.challenge_password;
+    }
+    OPENSSL_free(der);
+    agent_http_resp_clear(&resp);
+    return rv != TS_OK ? ts_error_prefix(rv, "csrattrs") : TS_OK;
+}
+
+/* The challengePassword for proof of possession: base64 of the connection's channel binding. */
+static ts_err pop_challenge(const agent_http_conn *conn, char **out)
+{
+    uint8_t binding[AGENT_HTTP_CB_MAX];
+    size_t len = 0;
+    ts_err rv = agent_http_conn_binding(conn, binding, &len, NULL);
+
+    *out = NULL;
+    if (rv == TS_OK) {
+        *out = OPENSSL_zalloc(4 * ((len + 2) / 3) + 1);
+        if (*out == NULL) {
+            rv = ts_error_set(TS_ERR_NOMEM, "out of memory");
+        } else {
+            /* RFC 4648 with padding, one line: what the service compares (docs/est.md). */
+            EVP_EncodeBlock((unsigned char *)*out, binding, (int)len);
+        }
+    }
+    OPENSSL_cleanse(binding, sizeof binding);
+    return rv;
+}
+
+/*
+ * One EST exchange; the new certificate is checked and committed. csrattrs and the enrollment go
+ * over one connection, so that a CSR that must prove possession carries that connection's
+ * binding; the CSR is made between the two.
+ */
 static ts_err est_run(ts_agent *agent, const ts_agent_est_opts *opts, const est_exchange *x,
                       uint64_t *generation)
 {
@@ -143,9 +245,11 @@ static ts_err est_run(ts_agent *agent, const ts_agent_est_opts *opts, const est_
     EVP_PKEY *pub = NULL, *client_key = NULL;
     STACK_OF(X509) *certs = NULL, *chain = NULL, *cacerts = NULL;
     X509 *leaf = NULL;
-    char *csr = NULL;
-    agent_http_req req;
+    char *csr = NULL, *challenge = NULL;
+    agent_http_req cfg;
+    agent_http_conn *conn = NULL;
     agent_http_resp resp = {0};
+    int pop = 0;
     ts_err rv = est_url(opts, x->op, url, sizeof url);
 
     if (rv == TS_OK) {
@@ -158,24 +262,31 @@ static ts_err est_run(ts_agent *agent, const ts_agent_est_opts *opts, const est_
         rv = ts_keystore_evp_pkey(agent->ks, x->client_key_label, &client_key);
     }
     if (rv == TS_OK) {
-        rv = agent_csr_make(agent->ks, x->key_label, x->subject, x->san_from, &csr);
-    }
-    if (rv == TS_OK) {
         rv = fetch_cacerts(opts, roots, &cacerts);
     }
     if (rv != TS_OK) {
         goto done;
     }
-    memset(&req, 0, sizeof req);
-    req.url = url;
-    req.body = csr;
-    req.roots = roots;
-    req.client_cert = x->client_cert;
-    req.client_chain = x->client_chain;
-    req.client_key = client_key;
-    req.password = x->password;
-    req.timeout = opts->timeout;
-    rv = agent_http_request(&req, &resp);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.roots = roots;
+    cfg.tls12_only = opts->tls12_only;
+    cfg.client_cert = x->client_cert;
+    cfg.client_chain = x->client_chain;
+    cfg.client_key = client_key;
+    cfg.timeout = opts->timeout;
+    rv = agent_http_conn_new(&cfg, &conn);
+    if (rv == TS_OK) {
+        rv = fetch_csrattrs(opts, conn, &pop);
+    }
+    if (rv == TS_OK && pop) {
+        rv = pop_challenge(conn, &challenge);
+    }
+    if (rv == TS_OK) {
+        rv = agent_csr_make_ex(agent->ks, x->key_label, x->subject, x->san_from, challenge, &csr);
+    }
+    if (rv == TS_OK) {
+        rv = agent_http_conn_do(conn, url, csr, x->password, pop, &resp);
+    }
     if (rv != TS_OK) {
         goto done;
     }
@@ -199,8 +310,10 @@ static ts_err est_run(ts_agent *agent, const ts_agent_est_opts *opts, const est_
         rv = agent_identity_commit(agent->ks, x->key_label, leaf, chain, generation);
     }
 done:
+    agent_http_conn_free(conn);
     agent_http_resp_clear(&resp);
     OPENSSL_free(csr);
+    OPENSSL_free(challenge);
     X509_free(leaf);
     sk_X509_pop_free(chain, X509_free);
     sk_X509_pop_free(certs, X509_free);
@@ -221,6 +334,8 @@ ts_err ts_agent_enroll(ts_agent *agent, const ts_agent_est_opts *opts)
     size_t code_len = 0;
     char *password = NULL;
     uint64_t generation = 0;
+    agent_pointer cur;
+    char key_label[TS_LABEL_MAX + 1];
     est_exchange x;
     ts_err rv = ts_agent_uid(agent, uid);
 
@@ -256,12 +371,19 @@ ts_err ts_agent_enroll(ts_agent *agent, const ts_agent_est_opts *opts)
         goto done;
     }
     x.op = "simpleenroll";
-    x.key_label = TS_AGENT_KEY_LABEL;
+    /* The current identity key (a rekey may have replaced "identity"), else the first one. */
+    if (agent_pointer_load(agent->ks, &cur) == TS_OK) {
+        memcpy(key_label, cur.key, sizeof key_label);
+    } else {
+        ts_error_clear();
+        snprintf(key_label, sizeof key_label, "%s", TS_AGENT_KEY_LABEL);
+    }
+    x.key_label = key_label;
     x.subject = subject;
     x.uid = uid;
     x.client_cert = factory;
     x.client_chain = factory_chain;
-    x.client_key_label = opts->factory_key != NULL ? opts->factory_key : TS_AGENT_KEY_LABEL;
+    x.client_key_label = opts->factory_key != NULL ? opts->factory_key : key_label;
     x.password = password;
     rv = est_run(agent, opts, &x, &generation);
     if (rv == TS_OK && password != NULL) {
@@ -282,6 +404,29 @@ done:
     return rv;
 }
 
+/* Makes the key of a rekey under a label no pointer ever named. */
+static ts_err rekey_key(ts_keystore *ks, const agent_pointer *cur, char label[TS_LABEL_MAX + 1])
+{
+    ts_err rv;
+
+    /* The commit gives the next generation to key and certificate alike. */
+    snprintf(label, TS_LABEL_MAX + 1, "%s%" PRIu64, AGENT_KEY_PREFIX, cur->generation + 1);
+    if (strcmp(label, cur->key) == 0) {
+        return ts_error_set(TS_ERR_CORRUPT,
+                            "the identity pointer names key '%s' at generation "
+                            "%" PRIu64,
+                            cur->key, cur->generation);
+    }
+    /* A key under this label can only be left by an attempt cut short: never used, never named. */
+    rv = ts_keystore_delete(ks, label);
+    if (rv != TS_OK && rv != TS_ERR_NOT_FOUND) {
+        return ts_error_prefix(rv, "removing the unfinished key '%s'", label);
+    }
+    ts_error_clear();
+    rv = ts_keystore_generate(ks, label, TS_CURVE_P256);
+    return rv != TS_OK ? ts_error_prefix(rv, "making the new key '%s'", label) : TS_OK;
+}
+
 ts_err ts_agent_reenroll(ts_agent *agent, const ts_agent_est_opts *opts, unsigned threshold_days,
                          int force, int *renewed)
 {
@@ -289,6 +434,7 @@ ts_err ts_agent_reenroll(ts_agent *agent, const ts_agent_est_opts *opts, unsigne
     X509 *cert = NULL;
     STACK_OF(X509) *chain = NULL;
     uint64_t generation = 0;
+    char new_key[TS_LABEL_MAX + 1] = "";
     est_exchange x;
     time_t due;
     ts_err rv = agent_identity_load(agent->ks, &cur, &cert, &chain);
@@ -307,9 +453,15 @@ ts_err ts_agent_reenroll(ts_agent *agent, const ts_agent_est_opts *opts, unsigne
     if (!force && X509_cmp_time(X509_get0_notAfter(cert), &due) > 0) {
         goto done; /* not due yet */
     }
+    if (opts->rekey) {
+        rv = rekey_key(agent->ks, &cur, new_key);
+        if (rv != TS_OK) {
+            goto done;
+        }
+    }
     memset(&x, 0, sizeof x);
     x.op = "simplereenroll";
-    x.key_label = cur.key;
+    x.key_label = opts->rekey ? new_key : cur.key;
     x.subject = X509_get_subject_name(cert);
     x.san_from = cert;
     x.keep_subject = X509_get_subject_name(cert);
@@ -318,6 +470,16 @@ ts_err ts_agent_reenroll(ts_agent *agent, const ts_agent_est_opts *opts, unsigne
     x.client_key_label = cur.key;
     rv = est_run(agent, opts, &x, &generation);
     *renewed = rv == TS_OK;
+    if (rv != TS_OK && new_key[0] != '\0') {
+        /* The pointer still names the old key; the new one is of no use. */
+        ts_err keep = rv;
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", ts_error_message());
+        if (ts_keystore_delete(agent->ks, new_key) != TS_OK) {
+            ts_error_clear();
+        }
+        rv = ts_error_set(keep, "%s", msg);
+    }
 done:
     X509_free(cert);
     sk_X509_pop_free(chain, X509_free);

@@ -186,6 +186,36 @@ static void sweep(ts_keystore *ks, uint64_t keep)
     OPENSSL_free(entries);
 }
 
+/* An identity key: the one ts_agent_init() makes, or one a rekey made. */
+static int identity_key_label(const char *label)
+{
+    size_t n = strlen(AGENT_KEY_PREFIX);
+    return strcmp(label, TS_AGENT_KEY_LABEL) == 0 ||
+           (strncmp(label, AGENT_KEY_PREFIX, n) == 0 && label[n] >= '0' && label[n] <= '9');
+}
+
+/* Removes the identity keys other than keep: the key a rekey replaced, or one an attempt cut
+ * short left behind. Only after the pointer names keep; failures are ignored (a leftover is never
+ * named by the pointer and goes at the next commit). */
+static void sweep_keys(ts_keystore *ks, const char *keep)
+{
+    ts_keystore_entry *entries = NULL;
+    size_t count = 0;
+
+    if (ts_keystore_list(ks, &entries, &count) != TS_OK) {
+        ts_error_clear();
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (entries[i].kind == TS_KIND_KEY && identity_key_label(entries[i].label) &&
+            strcmp(entries[i].label, keep) != 0 &&
+            ts_keystore_delete(ks, entries[i].label) != TS_OK) {
+            ts_error_clear();
+        }
+    }
+    OPENSSL_free(entries);
+}
+
 static ts_err max_generation(ts_keystore *ks, uint64_t *top)
 {
     ts_keystore_entry *entries = NULL;
@@ -265,6 +295,7 @@ ts_err agent_identity_commit(ts_keystore *ks, const char *key_label, X509 *cert,
         return rv;
     }
     sweep(ks, next.generation);
+    sweep_keys(ks, next.key);
     *generation = next.generation;
     return TS_OK;
 }

@@ -18,6 +18,7 @@ struct ts_agent {
 
 #define AGENT_CERT_PREFIX  "identity.cert."
 #define AGENT_CHAIN_PREFIX "identity.chain."
+#define AGENT_KEY_PREFIX   "identity.key." /* keys made by a rekey, by generation */
 
 typedef struct agent_pointer {
     uint64_t generation;
@@ -39,7 +40,8 @@ TS_MUST_CHECK ts_err agent_identity_load(ts_keystore *ks, agent_pointer *p, X509
 
 /*
  * Commits a new identity: the certificate and chain under the next generation's labels, then the
- * pointer, then removes the objects of older generations (best effort).
+ * pointer, then removes the objects of older generations and every identity key ("identity" or
+ * AGENT_KEY_PREFIX N) other than key_label (best effort).
  */
 TS_MUST_CHECK ts_err agent_identity_commit(ts_keystore *ks, const char *key_label, X509 *cert,
                                            STACK_OF(X509) * chain, uint64_t *generation);
@@ -90,6 +92,11 @@ TS_MUST_CHECK ts_err agent_pem_decode(const uint8_t *data, size_t len, STACK_OF(
 TS_MUST_CHECK ts_err agent_csr_make(ts_keystore *ks, const char *label, const X509_NAME *subject,
                                     X509 *san_from, char **b64);
 
+/* As agent_csr_make(), with a challengePassword attribute (RFC 2985 section 5.4.1) holding
+ * challenge when it is not NULL: the base64 of the channel binding for proof of possession. */
+TS_MUST_CHECK ts_err agent_csr_make_ex(ts_keystore *ks, const char *label, const X509_NAME *subject,
+                                       X509 *san_from, const char *challenge, char **b64);
+
 /* --- HTTPS (agent_http.c) -------------------------------------------------------------------- */
 
 typedef struct agent_http_req {
@@ -101,6 +108,7 @@ typedef struct agent_http_req {
     EVP_PKEY *client_key; /* a key-store key through the provider */
     const char *password; /* HTTP Basic password (a claim code), or NULL */
     long timeout;         /* seconds */
+    int tls12_only;       /* cap the connection at TLS 1.2 */
 } agent_http_req;
 
 typedef struct agent_http_resp {
@@ -112,5 +120,34 @@ typedef struct agent_http_resp {
 /* One request. TS_ERR_IO (TS_ERR_AUTH for an untrusted service) when no reply arrives. */
 TS_MUST_CHECK ts_err agent_http_request(const agent_http_req *req, agent_http_resp *resp);
 void agent_http_resp_clear(agent_http_resp *resp);
+
+enum { AGENT_HTTP_CB_MAX = 64 }; /* bytes of a TLS channel binding */
+
+/*
+ * Several requests over one kept-alive connection. cfg gives the roots, the client certificate
+ * and key and the timeout (its url, body and password are not used); its pointers are borrowed
+ * for the life of the handle.
+ */
+typedef struct agent_http_conn agent_http_conn;
+TS_MUST_CHECK ts_err agent_http_conn_new(const agent_http_req *cfg, agent_http_conn **out);
+void agent_http_conn_free(agent_http_conn *c);
+
+/*
+ * One request: GET url, or POST body (application/pkcs10) when body is not NULL, with password
+ * as HTTP Basic when not NULL. With same_connection the request must go over the connection of
+ * the previous request: no new connection is opened (the request fails with TS_ERR_AUTH), and a
+ * reply that arrived over another connection is refused.
+ */
+TS_MUST_CHECK ts_err agent_http_conn_do(agent_http_conn *c, const char *url, const char *body,
+                                        const char *password, int same_connection,
+                                        agent_http_resp *resp);
+
+/*
+ * The channel binding of the connection the last request went over (tls-exporter of RFC 9266
+ * on TLS 1.3, tls-unique of RFC 5929 on TLS 1.2) and its name; TS_ERR_CRYPTO when it has none.
+ */
+TS_MUST_CHECK ts_err agent_http_conn_binding(const agent_http_conn *c,
+                                             uint8_t out[AGENT_HTTP_CB_MAX], size_t *len,
+                                             const char **name);
 
 #endif

@@ -5,9 +5,11 @@
 
 #include <openssl/crypto.h>
 
+#include "agent/agent_conn.h"
 #include "agent_cli/agent_cli.h"
 #include "common/error_internal.h"
 #include "common/file_internal.h"
+#include "tessera/datastore.h"
 
 enum { CLAIM_FILE_MAX = 1024 };
 
@@ -138,39 +140,61 @@ static void print_status(const ts_agent_status *st, int chain_checked)
 
 static int est_command(const agent_args *args, int re)
 {
+    const char *name = re ? "reenroll" : "enroll";
     ts_agent *agent = NULL;
+    ts_agent_est_opts est = args->est;
     ts_agent_status st;
+    agent_conn conn;
     int renewed = 1;
     int status;
 
-    if (args->est.server == NULL) {
-        return agent_usage("%s needs --server URL", re ? "reenroll" : "enroll");
-    }
-    if (args->est.trust_file == NULL) {
-        return agent_usage("%s needs --trust FILE", re ? "reenroll" : "enroll");
-    }
     if (re && args->est.factory_cert != NULL) {
         return agent_usage("reenroll uses the current certificate, not --factory-cert");
+    }
+    if (!re && args->est.rekey) {
+        return agent_usage("--rekey is for reenroll; enroll certifies the current key");
     }
     status = open_agent(args, &agent);
     if (status != AGENT_EXIT_OK) {
         return status;
     }
-    ts_err rv =
-        re ? ts_agent_reenroll(agent, &args->est, args->threshold_days, args->force, &renewed)
-           : ts_agent_enroll(agent, &args->est);
+    if (agent_conn_resolve(agent, args->state, args->est.server, args->est.trust_file, &conn) !=
+        TS_OK) {
+        ts_agent_free(agent);
+        return agent_fail();
+    }
+    if (conn.server == NULL) {
+        status = agent_usage("%s needs the service URL: give --server URL, or set %s in the "
+                             "datastore",
+                             name, TS_DS_SERVER_URL);
+    } else if (conn.trust_file == NULL) {
+        status = agent_usage("%s needs the trust roots: give --trust FILE, or set %s in the "
+                             "datastore",
+                             name, TS_DS_TRUST_ROOTS);
+    }
+    if (status != AGENT_EXIT_OK) {
+        agent_conn_clear(&conn);
+        ts_agent_free(agent);
+        return status;
+    }
+    est.server = conn.server;
+    est.trust_file = conn.trust_file;
+    ts_err rv = re ? ts_agent_reenroll(agent, &est, args->threshold_days, args->force, &renewed)
+                   : ts_agent_enroll(agent, &est);
     if (rv != TS_OK) {
         status = agent_fail();
     } else if (!renewed) {
         printf("not due: the certificate is good for more than %u days\n",
                args->threshold_days != 0 ? args->threshold_days
                                          : (unsigned)TS_AGENT_THRESHOLD_DEFAULT);
-    } else if (ts_agent_status_get(agent, args->est.trust_file, &st) != TS_OK) {
+    } else if (ts_agent_status_get(agent, est.trust_file, &st) != TS_OK) {
         status = agent_fail();
     } else {
-        printf("%s\n", re ? "re-enrolled" : "enrolled");
+        printf("%s\n",
+               re ? (est.rekey ? "re-enrolled with a new key" : "re-enrolled") : "enrolled");
         print_status(&st, 1);
     }
+    agent_conn_clear(&conn);
     ts_agent_free(agent);
     return status;
 }
@@ -189,20 +213,27 @@ int agent_cmd_status(const agent_args *args)
 {
     ts_agent *agent = NULL;
     ts_agent_status st;
+    agent_conn conn;
     int status = open_agent(args, &agent);
 
     if (status != AGENT_EXIT_OK) {
         return status;
     }
-    if (ts_agent_status_get(agent, args->est.trust_file, &st) != TS_OK) {
+    /* The roots to check against: --trust, else the datastore's; with neither, no chain check. */
+    if (agent_conn_resolve(agent, args->state, "", args->est.trust_file, &conn) != TS_OK) {
+        ts_agent_free(agent);
+        return agent_fail();
+    }
+    if (ts_agent_status_get(agent, conn.trust_file, &st) != TS_OK) {
         status = agent_fail();
     } else {
-        print_status(&st, args->est.trust_file != NULL);
+        print_status(&st, conn.trust_file != NULL);
         if (!st.enrolled) {
             fprintf(stderr, "tessera-agent: the device is not enrolled\n");
             status = AGENT_EXIT_FAIL;
         }
     }
+    agent_conn_clear(&conn);
     ts_agent_free(agent);
     return status;
 }

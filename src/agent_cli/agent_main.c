@@ -20,8 +20,9 @@ static const char usage_text[] =
     "  claim inject FILE           store the claim code read from FILE ('-': standard input)\n"
     "  claim delete                remove the stored claim code\n"
     "  enroll                      EST simpleenroll: by --factory-cert, else by the claim code\n"
-    "  reenroll [--force] [--threshold-days N]\n"
-    "                              EST simplereenroll with the current certificate when due\n"
+    "  reenroll [--force] [--threshold-days N] [--rekey]\n"
+    "                              EST simplereenroll with the current certificate when due;\n"
+    "                              --rekey certifies a new key made in the key store\n"
     "  status [--trust FILE]       show and check the current identity\n"
     "  rtp HOST PORT               offline provisioning: take and import this device's bundles\n"
     "  sync [--server URL] [--trust FILE]\n"
@@ -34,12 +35,15 @@ static const char usage_text[] =
     "options:\n"
     "  --keystore URI              the key store (soft:DIR or pkcs11:...)\n"
     "  --state DIR                 the agent's state directory\n"
-    "  --server URL                the trust service, https://HOST:PORT\n"
+    "  --server URL                the trust service, https://HOST:PORT (default: the\n"
+    "                              datastore's server.url)\n"
     "  --tenant NAME               the service's tenant (default: the service's default)\n"
-    "  --trust FILE                PEM root certificates the service must chain to\n"
+    "  --trust FILE                PEM root certificates the service must chain to (default:\n"
+    "                              the datastore's trust.roots)\n"
     "  --factory-cert FILE         PEM factory certificate (then its chain) for mutual TLS\n"
     "  --factory-key LABEL         its key in the key store (default: identity)\n"
     "  --timeout SECONDS           for one EST exchange (default 30)\n"
+    "  --tls12                     EST over TLS 1.2 at most (default: TLS 1.3 when offered)\n"
     "  --mqtt HOST:PORT            the MQTT broker (default: the datastore's, else "
     "localhost:8883)\n"
     "  --interval SECONDS          between telemetry messages (default 10; 0: as fast as "
@@ -102,6 +106,8 @@ int main(int argc, char **argv)
         O_COUNT,
         O_QUEUE,
         O_TELCMD,
+        O_REKEY,
+        O_TLS12,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -121,6 +127,8 @@ int main(int argc, char **argv)
         {"count", required_argument, NULL, O_COUNT},
         {"queue", required_argument, NULL, O_QUEUE},
         {"telemetry-cmd", required_argument, NULL, O_TELCMD},
+        {"rekey", no_argument, NULL, O_REKEY},
+        {"tls12", no_argument, NULL, O_TLS12},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -196,6 +204,12 @@ int main(int argc, char **argv)
             break;
         case O_TELCMD:
             a.telemetry_cmd = optarg;
+            break;
+        case O_REKEY:
+            a.est.rekey = 1;
+            break;
+        case O_TLS12:
+            a.est.tls12_only = 1;
             break;
         case O_HELP:
             fputs(usage_text, stdout);

@@ -1,6 +1,7 @@
 /*
  * The device agent without a service: init and the UID, claim codes, the EST reply decoder and
- * checks (certs-only PKCS#7 in base64), the identity pointer and its commits, on a soft: store.
+ * checks (certs-only PKCS#7 in base64), the identity pointer and its commits (a rekey's key
+ * switch included), the CSR with and without the channel binding, on a soft: store.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "agent/agent_internal.h"
+#include "tessera/est.h"
 #include "test_support.h"
 
 typedef struct fx {
@@ -377,6 +379,80 @@ static void test_csr(void **state)
     X509_NAME_free(name);
 }
 
+/* The CSR for proof of possession: its challengePassword is what the service's check expects. */
+static void test_csr_challenge(void **state)
+{
+    fx *f = *state;
+    const uint8_t binding[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 250};
+    uint8_t other[32];
+    char challenge[64];
+    X509_NAME *name = X509_NAME_new();
+    char *b64 = NULL;
+
+    assert_int_equal(EVP_EncodeBlock((unsigned char *)challenge, binding, sizeof binding), 44);
+    assert_int_equal(X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
+                                                (unsigned char *)f->uid, -1, -1, 0),
+                     1);
+    assert_int_equal(agent_csr_make_ex(ts_agent_keystore(f->agent), TS_AGENT_KEY_LABEL, name, NULL,
+                                       challenge, &b64),
+                     TS_OK);
+    BIO *mem = BIO_new_mem_buf(b64, -1), *dec = BIO_new(BIO_f_base64());
+    dec = BIO_push(dec, mem);
+    X509_REQ *req = d2i_X509_REQ_bio(dec, NULL);
+    assert_non_null(req);
+    EVP_PKEY *pub = identity_pub(f);
+    assert_int_equal(X509_REQ_verify(req, pub), 1);
+    assert_int_equal(ts_est_pop_check(req, binding, sizeof binding), TS_OK);
+    memcpy(other, binding, sizeof other);
+    other[0] ^= 1;
+    assert_int_equal(ts_est_pop_check(req, other, sizeof other), TS_ERR_POLICY);
+    EVP_PKEY_free(pub);
+    X509_REQ_free(req);
+    BIO_free_all(dec);
+    OPENSSL_free(b64);
+    X509_NAME_free(name);
+}
+
+/* A commit naming a rekeyed key removes the identity keys it replaced, and only those. */
+static void test_commit_rekey(void **state)
+{
+    fx *f = *state;
+    ts_keystore *ks = ts_agent_keystore(f->agent);
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    EVP_PKEY *pub = identity_pub(f), *newpub = NULL;
+    ts_agent_status st;
+    uint64_t gen = 0;
+
+    sk_X509_push(chain, f->root);
+    X509 *first = make_cert(pub, f->uid, f->root, f->root_key, 300);
+    assert_int_equal(agent_identity_commit(ks, TS_AGENT_KEY_LABEL, first, chain, &gen), TS_OK);
+    /* A key left by a rekey cut short, the rekey's own key, and a key that is not the identity's.
+     */
+    assert_int_equal(ts_keystore_generate(ks, "identity.key.9", TS_CURVE_P256), TS_OK);
+    assert_int_equal(ts_keystore_generate(ks, "identity.key.2", TS_CURVE_P256), TS_OK);
+    assert_int_equal(ts_keystore_generate(ks, "factory", TS_CURVE_P256), TS_OK);
+    /* Before the switch, nothing of the current identity goes. */
+    assert_int_equal(ts_agent_status_get(f->agent, NULL, &st), TS_OK);
+    assert_string_equal(st.key, TS_AGENT_KEY_LABEL);
+    assert_int_equal(ts_keystore_public_key(ks, "identity.key.2", &newpub), TS_OK);
+    X509 *second = make_cert(newpub, f->uid, f->root, f->root_key, 301);
+    assert_int_equal(agent_identity_commit(ks, "identity.key.2", second, chain, &gen), TS_OK);
+    assert_int_equal(gen, 2);
+    assert_int_equal(ts_agent_status_get(f->agent, NULL, &st), TS_OK);
+    assert_string_equal(st.key, "identity.key.2");
+    EVP_PKEY *gone = NULL;
+    assert_int_equal(ts_keystore_public_key(ks, TS_AGENT_KEY_LABEL, &gone), TS_ERR_NOT_FOUND);
+    assert_int_equal(ts_keystore_public_key(ks, "identity.key.9", &gone), TS_ERR_NOT_FOUND);
+    assert_int_equal(ts_keystore_public_key(ks, "factory", &gone), TS_OK);
+    EVP_PKEY_free(gone);
+    X509_free(first);
+    X509_free(second);
+    EVP_PKEY_free(newpub);
+    EVP_PKEY_free(pub);
+    sk_X509_free(chain);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +463,8 @@ int main(void)
         cmocka_unit_test(test_pointer),
         cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_csr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_csr_challenge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_rekey, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
