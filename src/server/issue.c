@@ -133,6 +133,7 @@ void srv_issue_ctx_clear(srv_issue_ctx *c)
     srv_issuer_clear(&c->issuer);
     ts_profile_free(c->profile);
     srv_urls_clear(&c->urls);
+    memset(c, 0, sizeof *c); /* cleared twice (a failed load, then its owner) is harmless */
 }
 
 ts_err srv_issue_ctx_load(ts_ca *ca, const char *tenant, const char *profile, srv_issue_ctx *c)

@@ -253,8 +253,11 @@ broker_wait_log "refused client 'dev-1' .*no revocation state yet" 5 || fail "no
 pass "with neither cache nor service every device is refused"
 broker_stop
 
-# A sanitized plugin (TS_SANITIZE builds) reports into the broker's log.
-assert_no_match "$(cat "$TS_TEST_TMP"/mosquitto.*.log)" 'AddressSanitizer|runtime error:|LeakSanitizer' \
-    "no sanitizer report from the plugin"
+# A sanitized plugin (TS_SANITIZE builds) reports into the broker's log; shown when it does.
+if grep -E -A40 'AddressSanitizer|runtime error:|LeakSanitizer' "$TS_TEST_TMP"/mosquitto.*.log >&2
+then
+    fail "no sanitizer report from the plugin"
+fi
+pass "no sanitizer report from the plugin"
 
 finish
