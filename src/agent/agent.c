@@ -141,15 +141,24 @@ ts_err ts_agent_init(ts_agent *agent, const char *uid_or_null, char uid[TS_AGENT
             return rv;
         }
     }
-    /* The key first: a UID recorded without a key would look set up when it is not. */
-    rv = ts_keystore_public_key(agent->ks, TS_AGENT_KEY_LABEL, &pub);
-    if (rv == TS_ERR_NOT_FOUND) {
+    /* The key first: a UID recorded without a key would look set up when it is not. An
+     * enrolled device's key is the one its identity pointer names (a rekey replaces
+     * "identity"), so then there is nothing to make. */
+    agent_pointer current;
+    rv = agent_pointer_load(agent->ks, &current);
+    int enrolled = rv == TS_OK;
+    const char *key = enrolled ? current.key : TS_AGENT_KEY_LABEL;
+    if (rv != TS_OK && rv != TS_ERR_NOT_FOUND) {
+        return ts_error_prefix(rv, "the current identity");
+    }
+    rv = ts_keystore_public_key(agent->ks, key, &pub);
+    if (rv == TS_ERR_NOT_FOUND && !enrolled) {
         rv = ts_keystore_generate(agent->ks, TS_AGENT_KEY_LABEL, TS_CURVE_P256);
         *created = rv == TS_OK;
     }
     EVP_PKEY_free(pub);
     if (rv != TS_OK) {
-        return ts_error_prefix(rv, "identity key '%s'", TS_AGENT_KEY_LABEL);
+        return ts_error_prefix(rv, "identity key '%s'", key);
     }
     rv = ts_agent_uid(agent, uid);
     if (rv == TS_OK) {

@@ -135,10 +135,16 @@ static ts_err receipt_sign(ts_keystore *ks, const receipt_buf *rb, answer_buf *a
     if (EVP_Digest(ab->receipt[i], len, digest, NULL, EVP_sha256(), NULL) != 1) {
         return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot hash a receipt");
     }
-    rv = ts_keystore_sign_digest(ks, TS_AGENT_KEY_LABEL, digest, sizeof digest, ab->sig[i],
-                                 &sig_len);
+    /* The current identity's key (a rekey replaces "identity"); "identity" before enrollment. */
+    agent_pointer current;
+    rv = agent_pointer_load(ks, &current);
+    const char *key = rv == TS_OK ? current.key : TS_AGENT_KEY_LABEL;
+    if (rv != TS_OK && rv != TS_ERR_NOT_FOUND) {
+        return ts_error_prefix(rv, "the current identity");
+    }
+    rv = ts_keystore_sign_digest(ks, key, digest, sizeof digest, ab->sig[i], &sig_len);
     if (rv != TS_OK) {
-        return ts_error_prefix(rv, "signing a receipt with the identity key");
+        return ts_error_prefix(rv, "signing a receipt with the identity key '%s'", key);
     }
     tessera__rtp__signed_receipt__init(&ab->sr[i]);
     ab->sr[i].receipt.data = ab->receipt[i];

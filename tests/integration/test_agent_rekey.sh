@@ -168,6 +168,11 @@ run_ok "its public key" "$TESSERA" keystore pubkey --keystore "$KS" --label iden
 pass "the leftover key was replaced by a fresh one"
 run_ok "keys after the second rekey" keys
 assert_no_match "$OUT" 'identity\.key\.4' "the replaced key identity.key.4 was deleted"
+# init on a rekeyed device: set up already, with the key its identity names; no new key.
+run_ok "init after the rekey" agent init
+assert_eq "$OUT" "$UID_" "init after the rekey: the same UID"
+run_ok "keys after init" keys
+assert_no_match "$OUT" '^identity[[:space:]]' "init made no unused 'identity' key"
 
 # --- TLS 1.2 and tls-unique; a peer that closes the connection after csrattrs --------------------
 SKS="soft:$TS_TEST_TMP/softdev?pin-value=4321"
