@@ -407,11 +407,10 @@ ts_err demo_step_broker_cert(demo *d)
 ts_err demo_step_token(demo *d)
 {
     char token_file[DEMO_PATH_MAX], log[DEMO_PATH_MAX], token[SECRET_LINE_MAX];
-    const char *user[] = {"user",   "create",  "--dir",    d->instance, "--name", PLUGIN_USER,
-                          "--role", "auditor", "--tenant", "default",   NULL};
-    const char *tok[] = {"token",     "create",   "--dir",   d->instance, "--user",
-                         PLUGIN_USER, "--tenant", "default", "--name",    "mosquitto",
-                         "--expires", "1d",       NULL};
+    const char *user[] = {"user",      "create", "--dir",   d->instance,  "--name",
+                          PLUGIN_USER, "--role", "auditor", "--instance", NULL};
+    const char *tok[] = {"token",      "create", "--dir",     d->instance, "--user", PLUGIN_USER,
+                         "--instance", "--name", "mosquitto", "--expires", "1d",     NULL};
     ts_err rv = demo_path(d, token_file, "broker/token");
     if (rv == TS_OK) {
         rv = demo_path(d, log, "logs/token-create.log");
@@ -438,7 +437,8 @@ ts_err demo_step_token(demo *d)
     if (rv != TS_OK) {
         return rv;
     }
-    printf(DEMO_IND "%-13s %s, role auditor of tenant default (reads its CAs and revocations)\n",
+    printf(DEMO_IND
+           "%-13s %s, role auditor, instance-wide (reads every tenant's CAs and revocations)\n",
            "user", PLUGIN_USER);
     printf(DEMO_IND "%-13s in broker/token, mode 0600 (never printed)\n", "token");
     return TS_OK;

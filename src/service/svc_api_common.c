@@ -19,9 +19,11 @@ int svc_api_tenant_ready(svc_request *r)
         svc_reply_error(r, 500, "internal", "the request reached a tenant route unauthorised");
         return 0;
     }
-    /* Only an instance admin acts in every tenant; a row of another tenant must never leave
-     * here, whatever the router decided. */
-    int anywhere = svc_api_instance_wide(r) && r->principal.role == TS_ROLE_ADMIN;
+    /* Only instance-wide admins and auditors act in every tenant (auditors only on the routes
+     * their role may use: reads); a row of another tenant must never leave here, whatever the
+     * router decided. */
+    int anywhere = svc_api_instance_wide(r) &&
+                   (r->principal.role == TS_ROLE_ADMIN || r->principal.role == TS_ROLE_AUDITOR);
     if (!anywhere && r->principal.tenant_id != r->tenant.id) {
         svc_reply_error(r, 404, "not_found", "no tenant '%s'", r->tenant.name);
         return 0;

@@ -255,9 +255,11 @@ static int auth_token(svc_request *r)
     const ts_principal *p = &r->principal;
     const char *tenant = svc_param(r, "tenant");
     if (tenant != NULL) {
-        /* A tenant the principal may not act in answers as if it did not exist. */
-        int instance_admin = p->tenant_id == 0 && p->role == TS_ROLE_ADMIN;
-        if (!instance_admin && strcmp(p->tenant, tenant) != 0) {
+        /* A tenant the principal may not act in answers as if it did not exist. Instance-wide
+         * users act in every tenant: an admin in full, an auditor read-only (its role's routes). */
+        int instance_wide =
+            p->tenant_id == 0 && (p->role == TS_ROLE_ADMIN || p->role == TS_ROLE_AUDITOR);
+        if (!instance_wide && strcmp(p->tenant, tenant) != 0) {
             svc_reply_error(r, 404, "not_found", "no tenant \"%.64s\"", tenant);
             return 0;
         }

@@ -30,6 +30,7 @@ from api_lib import Checks, Client, make_csr, validate
 # --- Callers ------------------------------------------------------------------------------------
 
 IA = "instance-admin"
+IAUD = "instance-auditor"
 ADMIN = "admin"
 OPER = "operator"
 AUDIT = "auditor"
@@ -38,7 +39,7 @@ NONE = "no-token"
 BAD = "bad-token"
 REVOKED = "revoked-token"
 EXPIRED = "expired-token"
-CALLERS = [IA, ADMIN, OPER, AUDIT, DEV, NONE, BAD, REVOKED, EXPIRED]
+CALLERS = [IA, IAUD, ADMIN, OPER, AUDIT, DEV, NONE, BAD, REVOKED, EXPIRED]
 INVALID = {NONE, BAD, REVOKED, EXPIRED}
 TENANT_ROLES = {ADMIN, OPER, AUDIT, DEV}
 
@@ -49,7 +50,8 @@ OTHER = "beta"
 #
 # kind "public": no authentication; every caller gets status `ok`, with any token or none.
 # kind "global": a bearer token; `allowed` callers get `ok`, other valid tokens 403, invalid 401.
-# kind "tenant": a bearer token and {tenant}; the instance admin acts in both tenants; a tenant
+# kind "tenant": a bearer token and {tenant}; the instance admin acts in both tenants, the instance
+#     auditor reads in both (an auditor's routes; others 403); a tenant
 #     caller gets 404 in the other tenant whatever its role, and in its own tenant `ok` when its
 #     role is in `allowed`, else 403; invalid tokens 401.
 
@@ -64,8 +66,8 @@ def rule(kind, ok, allowed=frozenset()):
 
 
 EXPECTED = {
-    ("GET", "/api/v1/me"): rule("global", 200, {IA} | ALL),
-    ("GET", "/api/v1/tenants"): rule("global", 200, {IA} | A_O_U),
+    ("GET", "/api/v1/me"): rule("global", 200, {IA, IAUD} | ALL),
+    ("GET", "/api/v1/tenants"): rule("global", 200, {IA, IAUD} | A_O_U),
     ("POST", "/api/v1/tenants"): rule("global", 201, {IA}),
     ("GET", T): rule("tenant", 200, A_O_U),
     ("GET", T + "/users"): rule("tenant", 200, {ADMIN}),
@@ -111,8 +113,8 @@ EXPECTED = {
     ("DELETE", T + "/claims/{id}"): rule("tenant", 200, A_O),
     ("GET", T + "/revocations"): rule("tenant", 200, ALL),
     # The audit log spans the instance: instance-wide users only, tenant admins included out.
-    ("GET", "/api/v1/audit"): rule("global", 200, {IA}),
-    ("GET", "/api/v1/audit/verify"): rule("global", 200, {IA}),
+    ("GET", "/api/v1/audit"): rule("global", 200, {IA, IAUD}),
+    ("GET", "/api/v1/audit/verify"): rule("global", 200, {IA, IAUD}),
     ("GET", "/api/v1/openapi.json"): rule("public", 200),
     ("GET", "/healthz"): rule("public", 200),
     ("GET", "/readyz"): rule("public", 200),
@@ -145,6 +147,8 @@ def expected_status(rule_, caller, side):
     if rule_["kind"] == "tenant":
         if caller == IA:
             caller = ADMIN  # an admin in every tenant
+        elif caller == IAUD:
+            caller = AUDIT  # an auditor in every tenant
         elif side != OWN:
             return 404
     return rule_["ok"] if caller in rule_["allowed"] else 403
@@ -625,13 +629,16 @@ def main():
     ap.add_argument("--cafile", required=True)
     ap.add_argument("--admin-token", default=os.environ.get("ADMIN_TOKEN"),
                     help="the instance admin's token (default: $ADMIN_TOKEN)")
+    ap.add_argument("--auditor-token", default=os.environ.get("AUDITOR_TOKEN"),
+                    help="an instance-wide auditor's token (default: $AUDITOR_TOKEN)")
     args = ap.parse_args()
-    if not args.admin_token:
-        ap.error("no admin token")
+    if not args.admin_token or not args.auditor_token:
+        ap.error("no admin or instance auditor token")
 
     checks = Checks()
     client = Client(args.url, args.cafile)
     w = World(client, args.admin_token, checks)
+    w.tokens[IAUD] = args.auditor_token
     w.setup()
     r = client.call("GET", "/api/v1/openapi.json")
     if r.status != 200 or not isinstance(r.doc, dict):

@@ -8,12 +8,17 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 dir=$TS_TEST_TMP/instance
 serve_init "$dir"
+# An instance-wide auditor: reads in every tenant and the instance's audit log, changes nothing.
+run_ok "an instance-wide auditor" "$TESSERA" user create --dir "$dir" --name iaudit \
+    --role auditor --instance
+run_ok "its token" "$TESSERA" token create --dir "$dir" --user iaudit --instance --name matrix
+AUDITOR_TOKEN=$(tail -n1 <<<"$OUT")
 serve_start "$dir" --threads 2
 pass "the service runs at $SERVE_URL"
 
 log=$TS_TEST_TMP/matrix.log
 status=0
-ADMIN_TOKEN=$ADMIN_TOKEN python3 "$here/api_matrix.py" --url "$SERVE_URL" --cafile "$dir/root.pem" \
+ADMIN_TOKEN=$ADMIN_TOKEN AUDITOR_TOKEN=$AUDITOR_TOKEN python3 "$here/api_matrix.py" --url "$SERVE_URL" --cafile "$dir/root.pem" \
     >"$log" 2>&1 || status=$?
 cat "$log"
 [ "$status" -eq 0 ] || fail "the matrix has failing cells (exit $status)"
