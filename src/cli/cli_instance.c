@@ -44,7 +44,8 @@ static const struct {
     {"user enable", "--name"},    {"token revoke", "--id"},     {"job show", "--id"},
     {"device command", "--word"}, {"device commands", "--uid"}, {"group create", "--name"},
     {"group delete", "--name"},   {"group show", "--name"},     {"group add", "--name"},
-    {"group remove", "--name"},
+    {"group remove", "--name"},   {"fw sign", "--image"},       {"fw verify", "--file"},
+    {"fw inspect", "--file"},
 };
 
 const char *cli_instance_dir(const cli_args *args)
@@ -213,6 +214,10 @@ int cli_argv_positional(const cli_command *top, int argc, char **argv, int *out_
     }
     for (; i < argc; i++) {
         const char *arg = argv[i];
+        /* "-o FILE", as compilers and openssl write it, for a command that has --out. */
+        if (cmd->subs == NULL && strcmp(arg, "-o") == 0 && leaf_opt(cmd, "--out") != NULL) {
+            arg = "--out";
+        }
         if (cmd->subs == NULL && strncmp(arg, "--", 2) == 0 && arg[2] != '\0') {
             const cli_opt *o = leaf_opt(cmd, arg);
             repeat = NULL;

@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli_demo.h"
+#include "cli/cli_fw.h"
 #include "cli/cli_instance.h"
 #include "cli/cli_internal.h"
 #include "cli/cli_group.h"
@@ -88,6 +89,10 @@ static const cli_command top_commands[] = {
      .summary = "Manage a key store: keys, data objects and counters",
      .subs = cli_keystore_commands,
      .help = cli_keystore_env_help},
+    {.name = "fw",
+     .summary = "Firmware update files: sign, verify, inspect",
+     .subs = cli_fw_commands,
+     .help = cli_fw_help},
     {.name = "demo",
      .summary = "Run the device-to-cloud demo on loopback: service, broker, devices",
      .opts = cli_demo_opts,
