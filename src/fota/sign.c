@@ -13,6 +13,7 @@
 
 #include "common/error_internal.h"
 #include "fota/fota_internal.h"
+#include "pki/signed_msg_internal.h"
 
 static ts_err digest_file(FILE *in, uint32_t chunk, uint64_t *size, uint8_t **digests,
                           uint32_t *count)
@@ -58,27 +59,6 @@ static ts_err digest_file(FILE *in, uint32_t chunk, uint64_t *size, uint8_t **di
     return TS_OK;
 }
 
-static ts_err sign_manifest(const ts_fw_sign_params *p, const char *json, unsigned char **der,
-                            int *der_len)
-{
-    BIO *in = BIO_new_mem_buf(json, (int)strlen(json));
-    CMS_ContentInfo *cms =
-        in != NULL ? CMS_sign(p->cert, p->key, p->chain, in, CMS_BINARY | CMS_NOSMIMECAP) : NULL;
-    *der = NULL;
-    *der_len = cms != NULL ? i2d_CMS_ContentInfo(cms, der) : -1;
-    CMS_ContentInfo_free(cms);
-    BIO_free(in);
-    if (*der_len <= 0) {
-        return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot sign the manifest");
-    }
-    if ((unsigned)*der_len > TS_FW_MANIFEST_MAX) {
-        OPENSSL_free(*der);
-        return ts_error_set(TS_ERR_LIMIT, "the signed manifest exceeds %u bytes",
-                            TS_FW_MANIFEST_MAX);
-    }
-    return TS_OK;
-}
-
 static void put_be(uint8_t *out, uint64_t v, int n)
 {
     for (int i = n - 1; i >= 0; i--) {
@@ -88,7 +68,7 @@ static void put_be(uint8_t *out, uint64_t v, int n)
 }
 
 /* Header, manifest and payload (copied from in) into out_path through a temporary file. */
-static ts_err write_out(const char *out_path, const unsigned char *der, int der_len, FILE *in,
+static ts_err write_out(const char *out_path, const unsigned char *der, size_t der_len, FILE *in,
                         uint64_t size)
 {
     uint8_t hdr[TS_FW_HEADER_LEN];
@@ -115,8 +95,7 @@ static ts_err write_out(const char *out_path, const unsigned char *der, int der_
         free(tmp);
         return rv;
     }
-    if (fwrite(hdr, 1, sizeof hdr, out) != sizeof hdr ||
-        fwrite(der, 1, (size_t)der_len, out) != (size_t)der_len) {
+    if (fwrite(hdr, 1, sizeof hdr, out) != sizeof hdr || fwrite(der, 1, der_len, out) != der_len) {
         rv = ts_error_set(TS_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
     }
     uint8_t buf[16384];
@@ -181,7 +160,7 @@ ts_err ts_fw_sign_file(const ts_fw_sign_params *p, const char *in_path, const ch
     uint32_t count = 0;
     char *json = NULL;
     unsigned char *der = NULL;
-    int der_len = 0;
+    size_t der_len = 0;
     ts_err rv = digest_file(in, chunk, &size, &digests, &count);
     if (rv == TS_OK && size == 0) {
         rv = ts_error_set(TS_ERR_INVALID, "the image %s is empty", in_path);
@@ -194,7 +173,8 @@ ts_err ts_fw_sign_file(const ts_fw_sign_params *p, const char *in_path, const ch
         }
     }
     if (rv == TS_OK) {
-        rv = sign_manifest(p, json, &der, &der_len);
+        rv = ts_signed_msg_sign(json, strlen(json), p->key, p->cert, p->chain, TS_FW_MANIFEST_MAX,
+                                "the manifest", &der, &der_len);
     }
     if (rv == TS_OK) {
         rv = write_out(out_path, der, der_len, in, size);
