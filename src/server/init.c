@@ -125,6 +125,9 @@ static ts_err keystore_softhsm(init_state *s, const char *module, char *uri, siz
     if (rv == TS_OK) {
         rv = ts_keystore_create(uri, so_pin, &s->ca.ks);
     }
+    if (rv == TS_OK) {
+        rv = srv_softhsm_guard(s->ca.dir);
+    }
     OPENSSL_cleanse(pin, sizeof pin);
     OPENSSL_cleanse(so_pin, sizeof so_pin);
     if (rv == TS_OK) {

@@ -205,6 +205,9 @@ static ts_err open_instance(const char *dir, const char *db_url, const char *act
     if (rv == TS_OK && ca->softhsm_conf != NULL && setenv("SOFTHSM2_CONF", ca->softhsm_conf, 1)) {
         rv = ts_error_set(TS_ERR_NOMEM, "cannot set SOFTHSM2_CONF: %s", strerror(errno));
     }
+    if (rv == TS_OK && ca->softhsm_conf != NULL) {
+        rv = srv_softhsm_guard(ca->dir);
+    }
     if (rv == TS_OK) {
         rv = ts_store_open(ca->db_url, &ca->store);
         if (rv != TS_OK) {

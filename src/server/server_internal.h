@@ -22,6 +22,7 @@
 #define SRV_SO_PIN_FILE   "keystore.so-pin"
 #define SRV_SOFTHSM_CONF  "softhsm2.conf"
 #define SRV_TOKENS_DIR    "tokens"
+#define SRV_TOKENS_KEEP_DIR "tokens.keep" /* copies of the tokens' token.object (softhsm_guard.c) */
 #define SRV_SOFT_DIR      "keystore"
 #define SRV_SHARES_DIR    "shares"
 #define SRV_TOKEN_LABEL   "tessera-ca"
@@ -61,6 +62,12 @@ struct ts_ca {
     struct srv_issuer *issuing_cache;
     int64_t issuing_cache_tenant;
 };
+
+/* --- softhsm_guard.c ------------------------------------------------------------------------- */
+
+/* Restores any token.object under DIR/tokens that a kill left empty, from its copy in
+ * DIR/tokens.keep, and refreshes the copies of whole ones. TS_OK when DIR has no tokens. */
+ts_err srv_softhsm_guard(const char *dir);
 
 /* --- instance.c ------------------------------------------------------------------------------ */
 

@@ -194,4 +194,22 @@ run_ok "audit list" "$TESSERA" audit list --dir "$D"
 for action in ceremony.offline-root ceremony.restore tenant.create; do
     assert_match "$OUT" $'\t'"$action"$'\t' "audit has $action"
 done
+
+# --- a token.object left empty ---------------------------------------------------------------------
+# SoftHSM2 truncates and rewrites token.object on every login: a kill between the two leaves it
+# empty and the token unlisted. The instance keeps a copy and puts it back.
+token_object=$(find "$D/tokens" -name token.object | head -1)
+[ -n "$token_object" ] || fail "no token.object under $D/tokens"
+cmp -s "$token_object" "$D/tokens.keep/$(basename "$(dirname "$token_object")").object" ||
+    fail "tokens.keep holds no copy of $token_object"
+pass "tokens.keep holds a copy of token.object"
+: >"$token_object"
+run_ok "issuing CRL with token.object emptied" "$TESSERA" crl --dir "$D" --out "$TS_TEST_TMP/after.crl"
+assert_match "$ERR" "restored .*token.object" "it says it restored token.object"
+[ -s "$token_object" ] || fail "token.object is still empty"
+pass "token.object is whole again"
+: >"$token_object"
+rm "$D/tokens.keep/"*.object
+expect_fail "emptied with no copy" "$TESSERA" crl --dir "$D" --out "$TS_TEST_TMP/after.crl"
+assert_match "$ERR" "token.object is empty .*no copy" "the error names the empty file"
 finish
