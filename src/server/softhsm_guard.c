@@ -121,9 +121,9 @@ ts_err srv_softhsm_guard(const char *dir)
     }
     DIR *d = opendir(tokens);
     if (d == NULL) {
-        return errno == ENOENT ? TS_OK
-                               : ts_error_set(TS_ERR_IO, "cannot read %s: %s", tokens,
-                                              strerror(errno));
+        return errno == ENOENT
+                   ? TS_OK
+                   : ts_error_set(TS_ERR_IO, "cannot read %s: %s", tokens, strerror(errno));
     }
     if (mkdir(keep, 0700) != 0 && errno != EEXIST) {
         closedir(d);
