@@ -16,13 +16,14 @@
 #include "tessera/store.h"
 
 /* Files and directories of an instance, relative to its directory. */
-#define SRV_INSTANCE_FILE "instance.json"
-#define SRV_DB_FILE       "tessera.db"
-#define SRV_PIN_FILE      "keystore.pin"
-#define SRV_SO_PIN_FILE   "keystore.so-pin"
-#define SRV_SOFTHSM_CONF  "softhsm2.conf"
-#define SRV_TOKENS_DIR    "tokens"
-#define SRV_TOKENS_KEEP_DIR "tokens.keep" /* copies of the tokens' token.object (softhsm_guard.c) */
+#define SRV_INSTANCE_FILE   "instance.json"
+#define SRV_DB_FILE         "tessera.db"
+#define SRV_PIN_FILE        "keystore.pin"
+#define SRV_SO_PIN_FILE     "keystore.so-pin"
+#define SRV_SOFTHSM_CONF    "softhsm2.conf"
+#define SRV_TOKENS_DIR      "tokens"
+#define SRV_TOKENS_KEEP_DIR "tokens.keep" /* copies of the tokens' token.object (softhsm_guard.c)  \
+                                           */
 #define SRV_SOFT_DIR      "keystore"
 #define SRV_SHARES_DIR    "shares"
 #define SRV_TOKEN_LABEL   "tessera-ca"
