@@ -22,13 +22,12 @@
 #define SRV_SO_PIN_FILE     "keystore.so-pin"
 #define SRV_SOFTHSM_CONF    "softhsm2.conf"
 #define SRV_TOKENS_DIR      "tokens"
-#define SRV_TOKENS_KEEP_DIR "tokens.keep" /* copies of the tokens' token.object (softhsm_guard.c)  \
-                                           */
-#define SRV_SOFT_DIR      "keystore"
-#define SRV_SHARES_DIR    "shares"
-#define SRV_TOKEN_LABEL   "tessera-ca"
-#define SRV_TLS_DIR       "tls"
-#define SRV_TLS_CERT_FILE "tls/server.pem"
+#define SRV_TOKENS_KEEP_DIR "tokens.keep" /* softhsm_guard.c */
+#define SRV_SOFT_DIR        "keystore"
+#define SRV_SHARES_DIR      "shares"
+#define SRV_TOKEN_LABEL     "tessera-ca"
+#define SRV_TLS_DIR         "tls"
+#define SRV_TLS_CERT_FILE   "tls/server.pem"
 
 /* Settings kept in the store. */
 #define SRV_SET_ORG        "org"
