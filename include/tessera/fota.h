@@ -23,6 +23,7 @@
 
 #include "tessera/error.h"
 #include "tessera/export.h"
+#include "tessera/keystore.h"
 
 #define TS_FW_MAGIC         "TSFW"
 #define TS_FW_FORMAT        1
@@ -34,6 +35,10 @@
 #define TS_FW_CHUNKS_MAX    32768u
 #define TS_FW_HW_MAX        64
 #define TS_FW_DEPENDS_MAX   16
+#define TS_FW_TAG_LEN       16 /* AES-256-GCM tag after each encrypted chunk */
+#define TS_FW_KEYID_MAX     64 /* a fleet key id: 1 to 64 of [A-Za-z0-9._-] */
+/* Key-store label of fleet key KEYID on a device: TS_FW_GROUP_LABEL_PREFIX KEYID. */
+#define TS_FW_GROUP_LABEL_PREFIX "fw.group."
 
 typedef struct ts_fw_header {
     uint16_t format;
@@ -58,6 +63,13 @@ typedef struct ts_fw_info {
     uint32_t chunks;
     size_t depends_count;
     ts_fw_depend depends[TS_FW_DEPENDS_MAX];
+    /* Encrypted payloads: each chunk of chunk_size plaintext bytes (the last may be shorter) is
+     * sent as its AES-256-GCM ciphertext followed by a TS_FW_TAG_LEN tag; size and the chunk
+     * digests are those of the plaintext; wire_size is what follows the manifest in the file. */
+    int encrypted;
+    int enc_group;                            /* 1: to fleet key enc_key_id; 0: to one device key */
+    char enc_key_id[2 * TS_FW_KEYID_MAX + 1]; /* the fleet key id, or hex SHA-256 of the SPKI */
+    uint64_t wire_size;                       /* == size when not encrypted */
 } ts_fw_info;
 
 typedef struct ts_fw_sign_params {
@@ -70,6 +82,12 @@ typedef struct ts_fw_sign_params {
     int has_min_version;
     const char *hw;
     uint32_t chunk_size; /* 0: TS_FW_CHUNK_DEFAULT */
+    size_t depends_count;
+    const ts_fw_depend *depends;
+    /* Encryption (optional): the recipient's EC public key (P-256), and for a fleet key its id
+     * (NULL: the recipient is one device, named by the SHA-256 of its SubjectPublicKeyInfo). */
+    const EVP_PKEY *encrypt_to;
+    const char *encrypt_group;
 } ts_fw_sign_params;
 
 /* Signs the image at in_path into an update file at out_path (written atomically). */
@@ -92,6 +110,26 @@ typedef int (*ts_fw_release_fn)(void *ctx, const uint8_t *data, size_t len);
 TS_API TS_MUST_CHECK ts_err ts_fw_verifier_open(const uint8_t *cms_der, size_t cms_len,
                                                 uint64_t payload_len, X509_STORE *roots, time_t now,
                                                 ts_fw_verifier **out);
+
+/* ts_fw_verifier_open() flags. */
+#define TS_FW_VERIFY_PLAIN                                                                         \
+    (1U << 0) /* the payload fed is the plaintext image even when the manifest says encrypted      \
+               * (a slot written by an earlier apply): payload_len is then size, not wire_size */
+
+TS_API TS_MUST_CHECK ts_err ts_fw_verifier_open_ex(const uint8_t *cms_der, size_t cms_len,
+                                                   uint64_t payload_len, X509_STORE *roots,
+                                                   time_t now, unsigned flags,
+                                                   ts_fw_verifier **out);
+
+/*
+ * For an encrypted manifest: recovers the content key with ECDH inside ks (key label: the
+ * device key the file was encrypted to, or TS_FW_GROUP_LABEL_PREFIX + the fleet key id), so that
+ * feed() decrypts. Each chunk is released only when its GCM tag verifies and the SHA-256 of its
+ * plaintext matches the signed manifest. TS_ERR_AUTH when the key is not the recipient.
+ * Required before feed() for an encrypted manifest (unless TS_FW_VERIFY_PLAIN).
+ */
+TS_API TS_MUST_CHECK ts_err ts_fw_verifier_set_key(ts_fw_verifier *v, ts_keystore *ks,
+                                                   const char *label);
 
 /* The manifest's contents; valid while v lives. */
 TS_API const ts_fw_info *ts_fw_verifier_info(const ts_fw_verifier *v);
