@@ -43,6 +43,7 @@ enum {
     TS_AGENT_UID_MAX = 64,            /* characters of a device UID */
     TS_AGENT_CLAIM_MAX = 128,         /* characters of a claim code */
     TS_AGENT_THRESHOLD_DEFAULT = 30,  /* days before expiry when re-enrollment is due */
+    TS_AGENT_THRESHOLD_MAX = 3650,    /* the largest threshold accepted */
     TS_AGENT_TIMEOUT_DEFAULT = 30,    /* seconds an EST exchange may take */
     TS_AGENT_REPLY_MAX = 256 * 1024,  /* bytes of an EST reply body */
     TS_AGENT_TRUST_MAX = 1024 * 1024, /* bytes of a trust-roots file */

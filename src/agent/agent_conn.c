@@ -38,14 +38,17 @@ ts_err agent_conn_resolve(ts_agent *agent, const char *state_dir, const char *se
             return ts_error_set(TS_ERR_NOMEM, "out of memory");
         }
     }
-    if (server != NULL && trust_file != NULL) {
-        return TS_OK; /* the datastore is not needed */
-    }
     rv = ts_datastore_open_or_defaults(state_dir, ts_agent_keystore(agent), &ds);
     if (rv != TS_OK) {
         agent_conn_clear(c);
         return ts_error_prefix(rv, "datastore");
     }
+    uint64_t days = 0;
+    if (ts_datastore_get_uint(ds, TS_DS_REENROLL_DAYS, &days) == TS_OK && days >= 1 &&
+        days <= TS_AGENT_THRESHOLD_MAX) {
+        c->threshold_days = (unsigned)days;
+    }
+    ts_error_clear();
     if (c->server == NULL && (text = ds_text(ds, TS_DS_SERVER_URL)) != NULL) {
         c->server = OPENSSL_strdup(text);
         c->server_from_datastore = 1;

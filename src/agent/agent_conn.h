@@ -1,6 +1,7 @@
 /*
  * Where EST goes when the command line does not say: the service URL and the trust roots from
- * the options, else from the datastore (server.url, trust.roots), as a session takes them.
+ * the options, else from the datastore (server.url, trust.roots), as a session takes them; and
+ * the re-enrollment threshold the datastore sets (reenroll.threshold_days).
  */
 #ifndef TS_AGENT_AGENT_CONN_H
 #define TS_AGENT_AGENT_CONN_H
@@ -15,6 +16,7 @@ typedef struct agent_conn {
     char trust_path[PATH_MAX]; /* the datastore's roots written for the EST client */
     int server_from_datastore; /* the URL came from the datastore */
     int trust_from_datastore;  /* the roots came from the datastore */
+    unsigned threshold_days;   /* the datastore's reenroll.threshold_days; 0 when unset */
 } agent_conn;
 
 /*

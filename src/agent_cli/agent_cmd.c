@@ -179,14 +179,16 @@ static int est_command(const agent_args *args, int re)
     }
     est.server = conn.server;
     est.trust_file = conn.trust_file;
-    ts_err rv = re ? ts_agent_reenroll(agent, &est, args->threshold_days, args->force, &renewed)
+    /* The option, else the datastore's reenroll.threshold_days, else the default. */
+    unsigned threshold = args->threshold_days != 0  ? args->threshold_days
+                         : conn.threshold_days != 0 ? conn.threshold_days
+                                                    : (unsigned)TS_AGENT_THRESHOLD_DEFAULT;
+    ts_err rv = re ? ts_agent_reenroll(agent, &est, threshold, args->force, &renewed)
                    : ts_agent_enroll(agent, &est);
     if (rv != TS_OK) {
         status = agent_fail();
     } else if (!renewed) {
-        printf("not due: the certificate is good for more than %u days\n",
-               args->threshold_days != 0 ? args->threshold_days
-                                         : (unsigned)TS_AGENT_THRESHOLD_DEFAULT);
+        printf("not due: the certificate is good for more than %u days\n", threshold);
     } else if (ts_agent_status_get(agent, est.trust_file, &st) != TS_OK) {
         status = agent_fail();
     } else {

@@ -2,6 +2,7 @@
  * ds_put: sets text entries of the agent's datastore, for the integration tests.
  *
  *   ds_put URI STATE NAME=FILE...     in one transaction, each NAME gets the contents of FILE
+ *                                     (as TEXT; NAME:uint=FILE stores a UINT)
  *                                     as TEXT (server.url, trust.roots, ...)
  *
  * Exit 0 on success, 1 on failure (with the reason on stderr), 2 for bad usage.
@@ -58,6 +59,12 @@ int main(int argc, char **argv)
         }
         memcpy(name, argv[i], (size_t)(eq - argv[i]));
         name[eq - argv[i]] = '\0';
+        ts_datastore_type type = TS_DATASTORE_TEXT;
+        char *suffix = strstr(name, ":uint");
+        if (suffix != NULL && suffix[5] == '\0') {
+            *suffix = '\0';
+            type = TS_DATASTORE_UINT;
+        }
         rv = ts_file_read(eq + 1, VALUE_MAX, &data, &len);
         /* A value read from a file written by echo has its line end dropped. */
         while (rv == TS_OK && len > 0 && data[len - 1] == '\n' &&
@@ -65,7 +72,7 @@ int main(int argc, char **argv)
             len--;
         }
         if (rv == TS_OK) {
-            rv = ts_datastore_put(txn, name, TS_DATASTORE_TEXT, data, len);
+            rv = ts_datastore_put(txn, name, type, data, len);
         }
         OPENSSL_free(data);
     }

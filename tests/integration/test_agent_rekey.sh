@@ -174,6 +174,19 @@ assert_eq "$OUT" "$UID_" "init after the rekey: the same UID"
 run_ok "keys after init" keys
 assert_no_match "$OUT" '^identity[[:space:]]' "init made no unused 'identity' key"
 
+# --- the re-enrollment threshold: the option, else the datastore, else 30 days ------------------
+run_ok "reenroll with the default threshold" agent reenroll --tenant acme
+assert_match "$OUT" 'not due: the certificate is good for more than 30 days' "not due in 30 days"
+echo 3650 >"$WORK/days"
+run_ok "reenroll.threshold_days in the datastore" "$DS_PUT" "$KS" "$STATE" \
+    "reenroll.threshold_days:uint=$WORK/days"
+run_ok "reenroll with the datastore's threshold" agent reenroll --tenant acme
+assert_match "$OUT" '^re-enrolled$' "due within the datastore's 3650 days: renewed"
+assert_match "$OUT" 'generation: 7' "generation 7"
+run_ok "reenroll --threshold-days 1 overrides the datastore" agent reenroll --tenant acme \
+    --threshold-days 1
+assert_match "$OUT" 'good for more than 1 days' "the option wins"
+
 # --- TLS 1.2 and tls-unique; a peer that closes the connection after csrattrs --------------------
 SKS="soft:$TS_TEST_TMP/softdev?pin-value=4321"
 SSTATE=$TS_TEST_TMP/softstate
