@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -14,6 +15,7 @@
 #include "common/error_internal.h"
 #include "common/file_internal.h"
 #include "server/rtp.h"
+#include "tessera/agent.h"
 
 ts_err ts_rtp_uid_check(const char *uid)
 {
@@ -92,6 +94,42 @@ static int uri_object(const char *uri, char out[TS_LABEL_MAX + 1])
     return 1;
 }
 
+enum { RTP_POINTER_MAX = 1024 };
+
+/*
+ * The label of the device's current identity key: the "key" the agent's identity pointer
+ * (TS_AGENT_CURRENT_LABEL, docs/agent.md) names once the device has enrolled, which a rekey
+ * moves to identity.key.N; "identity" before any enrollment. A pointer that is there but does not
+ * parse is an error: sealing to a guess could hand the keys to a key the device no longer uses.
+ */
+static ts_err current_key_label(ts_keystore *ks, char out[TS_LABEL_MAX + 1])
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    ts_err rv = ts_keystore_object_get(ks, TS_AGENT_CURRENT_LABEL, &data, &len);
+    if (rv == TS_ERR_NOT_FOUND) {
+        ts_error_clear();
+        snprintf(out, TS_LABEL_MAX + 1, "%s", TS_AGENT_KEY_LABEL);
+        return TS_OK;
+    }
+    if (rv != TS_OK) {
+        return ts_error_prefix(rv, "its identity pointer '%s'", TS_AGENT_CURRENT_LABEL);
+    }
+    json_t *obj = len <= RTP_POINTER_MAX
+                      ? json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL)
+                      : NULL;
+    const char *key = json_string_value(json_object_get(obj, "key"));
+    if (key == NULL || strlen(key) > TS_LABEL_MAX || ts_label_check(key) != TS_OK) {
+        rv = ts_error_set(TS_ERR_CORRUPT, "its identity pointer '%s' names no key label",
+                          TS_AGENT_CURRENT_LABEL);
+    } else {
+        snprintf(out, TS_LABEL_MAX + 1, "%s", key);
+    }
+    json_decref(obj);
+    OPENSSL_clear_free(data, len);
+    return rv;
+}
+
 void ts_rtp_device_clear(ts_rtp_device *d)
 {
     if (d != NULL) {
@@ -113,32 +151,35 @@ ts_err ts_rtp_device_load(const char *uid, const char *keystore_uri, const char 
         return rv;
     }
     snprintf(out->uid, sizeof out->uid, "%s", uid);
-    if (key_label != NULL) {
-        snprintf(out->key_label, sizeof out->key_label, "%s", key_label);
-    } else if (!uri_object(keystore_uri, out->key_label)) {
-        snprintf(out->key_label, sizeof out->key_label, "%s", TS_RTP_RECEIPT_LABEL);
-    }
-    rv = ts_label_check(out->key_label);
-    if (rv == TS_OK) {
-        rv = ts_keystore_open(keystore_uri, &ks);
-    }
+    char receipt_label[TS_LABEL_MAX + 1] = "";
+    rv = ts_keystore_open(keystore_uri, &ks);
     if (rv == TS_OK) {
         rv = ts_keystore_uid(ks, out->ksuid);
+    }
+    /* The agent signs its receipts with its current identity key whatever key the imports are
+     * sealed to (a device made by tessera batch seals to "device"); imports are sealed to that
+     * key too unless the URI or the caller names another. */
+    if (rv == TS_OK) {
+        rv = current_key_label(ks, receipt_label);
+    }
+    if (rv == TS_OK) {
+        if (key_label != NULL) {
+            snprintf(out->key_label, sizeof out->key_label, "%s", key_label);
+        } else if (!uri_object(keystore_uri, out->key_label)) {
+            snprintf(out->key_label, sizeof out->key_label, "%s", receipt_label);
+        }
+        rv = ts_label_check(out->key_label);
     }
     if (rv == TS_OK) {
         rv = ts_keystore_public_key(ks, out->key_label, &out->pub);
     }
-    /*
-     * The agent signs its receipts with its identity key whatever key the imports are sealed to
-     * (a device made by tessera batch seals to "device"): the server checks them with that key.
-     */
     if (rv == TS_OK) {
-        rv = ts_keystore_public_key(ks, TS_RTP_RECEIPT_LABEL, &out->receipt_pub);
+        rv = ts_keystore_public_key(ks, receipt_label, &out->receipt_pub);
         if (rv == TS_ERR_NOT_FOUND) {
             rv = ts_error_set(TS_ERR_NOT_FOUND,
                               "its key store has no '%s' key, which signs the receipts: run "
                               "tessera-agent init on it first",
-                              TS_RTP_RECEIPT_LABEL);
+                              receipt_label);
         }
     }
     ts_keystore_free(ks);

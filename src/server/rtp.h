@@ -15,9 +15,7 @@
 #include "tessera/keystore.h"
 
 /* The instance key-store label of a tenant's provisioning key: "rtp.<tenant>". */
-/* The device key that signs receipts: the agent's identity key (tessera-agent init). */
-#define TS_RTP_RECEIPT_LABEL "identity"
-#define TS_RTP_KEY_PREFIX    "rtp."
+#define TS_RTP_KEY_PREFIX "rtp."
 
 enum {
     TS_RTP_UID_MAX = 64,         /* characters of a device UID */
@@ -31,7 +29,7 @@ typedef struct ts_rtp_device {
     uint8_t ksuid[TS_KEYSTORE_UID_LEN]; /* ts_keystore_uid() of its key store */
     char key_label[TS_LABEL_MAX + 1];   /* its key the imports are sealed to */
     EVP_PKEY *pub;                      /* that key's public half */
-    EVP_PKEY *receipt_pub; /* the public half of TS_RTP_RECEIPT_LABEL, which signs receipts */
+    EVP_PKEY *receipt_pub; /* the current identity key's public half, which signs receipts */
 } ts_rtp_device;
 
 /*
@@ -46,8 +44,10 @@ TS_MUST_CHECK ts_err ts_rtp_uid_check(const char *uid);
 
 /*
  * Reads a device's facts from its key store (reachable in the factory): the store's UID, the
- * public key of key_label (NULL: the URI's object=, else "identity") and that of the key that
- * signs the device's receipts (TS_RTP_RECEIPT_LABEL; TS_ERR_NOT_FOUND when the store has none).
+ * public key of key_label (NULL: the URI's object=, else the current identity key) and that of
+ * the key that signs the device's receipts: the current identity key, which the agent's identity
+ * pointer names (identity.key.N after a rekey), else "identity" (TS_ERR_NOT_FOUND when the store
+ * has none).
  */
 TS_MUST_CHECK ts_err ts_rtp_device_load(const char *uid, const char *keystore_uri,
                                         const char *key_label, ts_rtp_device *out);

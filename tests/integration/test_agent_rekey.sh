@@ -187,6 +187,31 @@ run_ok "reenroll --threshold-days 1 overrides the datastore" agent reenroll --te
     --threshold-days 1
 assert_match "$OUT" 'good for more than 1 days' "the option wins"
 
+# --- offline provisioning to a rekeyed device: sealed to, and receipts checked with, its current key
+openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/app.pem" 2>/dev/null
+run_ok "rtp export to the rekeyed device" "$TESSERA" rtp export --tenant acme --device "$UID_" \
+    --keystore "$KS" --out "$WORK/rtp" --object app.key="$WORK/app.pem"
+run_ok "the current identity key" "$TESSERA" keystore pubkey --keystore "$KS" --label identity.key.6
+assert_eq "$(cat "$WORK/rtp/$UID_/device.pem")" "$OUT" "device.pem is identity.key.6's public key"
+run_ok "the provisioning key into the device" "$TESSERA" keystore put --keystore "$KS" \
+    --label provisioning.key --in "$WORK/rtp/provisioning.pem"
+"$TESSERA" rtp serve --dir "$WORK/rtp" --listen 127.0.0.1:0 --timeout 10 --once \
+    >"$WORK/rtp-serve.out" 2>"$WORK/rtp-serve.err" &
+RTP_SERVE=$!
+on_exit "kill $RTP_SERVE 2>/dev/null || true"
+RTP_PORT=
+for _ in $(seq 1 50); do
+    RTP_PORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$WORK/rtp-serve.out")
+    [ -n "$RTP_PORT" ] && break
+    sleep 0.1
+done
+[ -n "$RTP_PORT" ] || fail "rtp serve did not start: $(cat "$WORK/rtp-serve.err")"
+run_ok "the rekeyed device imports its bundle" agent rtp 127.0.0.1 "$RTP_PORT"
+assert_match "$OUT" '^bundle 1: imported app.key$' "app.key imported"
+wait "$RTP_SERVE" || fail "rtp serve --once failed: $(cat "$WORK/rtp-serve.err")"
+assert_match "$(cat "$WORK/rtp-serve.out")" "device $UID_: bundle-[0-9]+\.rtp: accepted" \
+    "the receipt, signed by identity.key.6, is accepted"
+
 # --- TLS 1.2 and tls-unique; a peer that closes the connection after csrattrs --------------------
 SKS="soft:$TS_TEST_TMP/softdev?pin-value=4321"
 SSTATE=$TS_TEST_TMP/softstate
