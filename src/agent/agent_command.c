@@ -107,14 +107,26 @@ static ts_err handle_reenroll(const agent_cmd_ctx *c, json_t *args, char *out, s
     return rv;
 }
 
+/* args: URL and SHA256 of the update file (docs/firmware-device.md). */
+static ts_err handle_fw_update(const agent_cmd_ctx *c, json_t *args, char *out, size_t size)
+{
+    agent_fw_offer offer;
+    if (c->fw_update == NULL) {
+        return ts_error_set(TS_ERR_UNSUPPORTED, "firmware updates are not available here");
+    }
+    ts_err rv = agent_fw_offer_from_args(args, &offer);
+    if (rv == TS_OK) {
+        rv = c->fw_update(c->fw_update_arg, &offer, out, size);
+    }
+    return rv;
+}
+
 static const struct {
     const char *name;
     handler_fn fn;
 } handlers[] = {
-    {"ping", handle_ping},
-    {"echo", handle_echo},
-    {"status", handle_status},
-    {"reenroll", handle_reenroll},
+    {"ping", handle_ping},         {"echo", handle_echo},           {"status", handle_status},
+    {"reenroll", handle_reenroll}, {"fw-update", handle_fw_update},
 };
 
 /* The stable word a refusal by ts_command_verify() starts with. */

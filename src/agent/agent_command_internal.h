@@ -12,6 +12,7 @@
 
 #include <openssl/x509.h>
 
+#include "agent/agent_fw_offer.h"
 #include "tessera/agent.h"
 #include "tessera/command.h"
 
@@ -30,6 +31,10 @@ typedef struct agent_cmd_ctx {
     /* The "reenroll" handler: a forced re-enrollment; writes the new serial. NULL: none. */
     ts_err (*reenroll)(void *arg, char *serial, size_t size);
     void *reenroll_arg;
+    /* The "fw-update" handler: downloads and applies an offered update (agent_fw_offer.h) to
+     * the inactive slot; writes a one-line summary. NULL: none. */
+    ts_err (*fw_update)(void *arg, const agent_fw_offer *offer, char *summary, size_t size);
+    void *fw_update_arg;
 } agent_cmd_ctx;
 
 /*

@@ -92,6 +92,13 @@ static ts_err command_reenroll(void *arg, char *serial, size_t size)
     return run_reenroll(arg, 1, serial, size);
 }
 
+static ts_err command_fw_update(void *arg, const agent_fw_offer *offer, char *summary, size_t size)
+{
+    run_state *st = arg;
+    return agent_fw_offer_apply(st->agent, st->opts->state_dir, st->trust_path, offer, summary,
+                                size);
+}
+
 static void on_message(struct mosquitto *mosq, void *arg, const struct mosquitto_message *msg)
 {
     run_state *st = arg;
@@ -116,6 +123,8 @@ static void on_message(struct mosquitto *mosq, void *arg, const struct mosquitto
     c.trust_file = st->trust_path;
     c.reenroll = command_reenroll;
     c.reenroll_arg = st;
+    c.fw_update = command_fw_update;
+    c.fw_update_arg = st;
     if (msg->payloadlen <= 0 || msg->payloadlen > TS_COMMAND_ENVELOPE_MAX) {
         static const unsigned char empty = 0;
         /* Not an envelope: refused like any malformed one (verification says so). */

@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "agent/agent_fw_offer.h"
 #include "agent/agent_session_internal.h"
 #include "common/error_internal.h"
 
@@ -336,6 +337,28 @@ static ts_err ds_commit(sess_ctx *ctx, sess_result *res)
     return rv;
 }
 
+/* An offered update: downloaded over mutual TLS and applied to the inactive slot now, so the
+ * answer says whether it is pending (docs/firmware-device.md); the reboot is the device's. */
+static ts_err fw_update(sess_ctx *ctx, const sess_request *req, sess_result *res)
+{
+    agent_fw_offer offer;
+    char summary[SESS_MESSAGE_MAX];
+    ts_err rv = agent_fw_offer_parse(req->data, req->len, &offer);
+    if (rv == TS_OK) {
+        rv = agent_fw_offer_apply(ctx->agent, ctx->state_dir, ctx->est.trust_file, &offer, summary,
+                                  sizeof summary);
+    }
+    if (rv == TS_OK) {
+        res->len = strlen(summary);
+        res->data = (uint8_t *)OPENSSL_strdup(summary);
+        if (res->data == NULL) {
+            res->len = 0;
+            return ts_error_set(TS_ERR_NOMEM, "out of memory");
+        }
+    }
+    return rv;
+}
+
 static ts_err run(sess_ctx *ctx, const sess_request *req, sess_result *res)
 {
     switch (req->op) {
@@ -368,6 +391,8 @@ static ts_err run(sess_ctx *ctx, const sess_request *req, sess_result *res)
                                  &res->renewed);
     case SESS_AGENT_REPORT:
         return TS_OK; /* the caller attaches a fresh status report */
+    case SESS_AGENT_FW_UPDATE:
+        return fw_update(ctx, req, res);
     }
     return ts_error_set(TS_ERR_UNSUPPORTED,
                         "request %llu asks for an operation (%d) this agent "

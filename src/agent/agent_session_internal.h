@@ -16,6 +16,7 @@
 
 #include "agent/agent_internal.h"
 #include "tessera/datastore.h"
+#include "tessera/fota.h"
 
 enum { SESS_MESSAGE_MAX = 256 };
 
@@ -32,6 +33,7 @@ typedef enum sess_op {
     SESS_DS_COMMIT = 9,
     SESS_AGENT_REENROLL = 10,
     SESS_AGENT_REPORT = 11,
+    SESS_AGENT_FW_UPDATE = 12,
 } sess_op;
 
 /* A datastore entry in a request or a result. */
@@ -110,7 +112,9 @@ enum { SESS_ERRORS_MAX = 4, SESS_FIRMWARE_MAX = 64 };
 typedef struct sess_report {
     char uid[TS_AGENT_UID_MAX + 1];
     const char *agent_version;
-    char firmware[SESS_FIRMWARE_MAX + 1]; /* datastore firmware.version, else "unknown" */
+    char firmware[SESS_FIRMWARE_MAX + 1]; /* the running image's version, else the datastore's
+                                           * firmware.version, else "unknown" */
+    char hardware[TS_FW_HW_MAX + 1];      /* the firmware slots' hardware id, else fw.hw; or "" */
     ts_keystore_entry *objects;           /* OPENSSL_free */
     size_t object_count;
     const char *backend; /* "soft" or "pkcs11" */
@@ -132,6 +136,7 @@ typedef struct sess_report {
 #define SESS_FEATURE_STAGED_URL (1U << 4)
 
 #define SESS_FIRMWARE_ENTRY "firmware.version"
+#define SESS_HARDWARE_ENTRY "fw.hw"
 #define SESS_ERRORS_FILE    "sync.errors"
 
 TS_MUST_CHECK ts_err sess_report_make(sess_ctx *ctx, sess_report *out);

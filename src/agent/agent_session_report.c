@@ -3,6 +3,7 @@
  * holds and can do, which datastore generation it runs, when its certificate expires, and the
  * last errors the agent recorded in its state directory.
  */
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "agent/agent_session_internal.h"
 #include "common/error_internal.h"
 #include "common/file_internal.h"
+#include "fota/slots.h"
 
 enum { ERRORS_FILE_MAX = SESS_ERRORS_MAX * SESS_MESSAGE_MAX + SESS_ERRORS_MAX };
 
@@ -87,10 +89,49 @@ void sess_error_record(const char *state_dir, const char *message)
     }
 }
 
-static void firmware_version(const ts_datastore *ds, char out[SESS_FIRMWARE_MAX + 1])
+/* The version of the image running, from the firmware slots' boot state when they are set up
+ * (docs/firmware-device.md): the slot tessera-boot handed over, else the active one. */
+static int slots_version(const char *state_dir, char out[SESS_FIRMWARE_MAX + 1])
+{
+    fw_state st;
+    if (state_dir == NULL || fw_state_load(state_dir, &st) != TS_OK) {
+        ts_error_clear();
+        return 0;
+    }
+    int slot = st.booted != FW_NONE ? st.booted : st.active;
+    if (slot < 0 || slot >= FW_SLOTS || st.slot[slot].version == 0) {
+        return 0;
+    }
+    snprintf(out, SESS_FIRMWARE_MAX + 1, "%" PRIu64, st.slot[slot].version);
+    return 1;
+}
+
+/* The hardware id the firmware slots were set up with, else the datastore's fw.hw. */
+static void hardware_id(const char *state_dir, const ts_datastore *ds, char out[TS_FW_HW_MAX + 1])
+{
+    fw_conf conf;
+    const char *text = NULL;
+    out[0] = '\0';
+    if (state_dir != NULL && fw_conf_load(state_dir, &conf) == TS_OK) {
+        snprintf(out, TS_FW_HW_MAX + 1, "%s", conf.hw);
+        return;
+    }
+    ts_error_clear();
+    if (ds != NULL && ts_datastore_get_text(ds, SESS_HARDWARE_ENTRY, &text) == TS_OK &&
+        fw_hw_check(text) == TS_OK) {
+        snprintf(out, TS_FW_HW_MAX + 1, "%s", text);
+    }
+    ts_error_clear();
+}
+
+static void firmware_version(const char *state_dir, const ts_datastore *ds,
+                             char out[SESS_FIRMWARE_MAX + 1])
 {
     const char *text = NULL;
 
+    if (slots_version(state_dir, out)) {
+        return;
+    }
     if (ds != NULL && ts_datastore_get_text(ds, SESS_FIRMWARE_ENTRY, &text) == TS_OK &&
         strlen(text) <= SESS_FIRMWARE_MAX) {
         snprintf(out, SESS_FIRMWARE_MAX + 1, "%s", text);
@@ -116,7 +157,8 @@ ts_err sess_report_make(sess_ctx *ctx, sess_report *out)
     out->cert_not_after = st.not_after;
     out->identity_generation = st.generation;
     out->agent_version = TS_AGENT_VERSION;
-    firmware_version(ctx->ds, out->firmware);
+    firmware_version(ctx->state_dir, ctx->ds, out->firmware);
+    hardware_id(ctx->state_dir, ctx->ds, out->hardware);
     rv = ts_keystore_list(ks, &out->objects, &out->object_count);
     if (rv != TS_OK) {
         return ts_error_prefix(rv, "status report: listing the key store");

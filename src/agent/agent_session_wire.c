@@ -74,6 +74,8 @@ static const op_row ops[] = {
     {TESSERA__AGENT__V1__OPERATION__REENROLL, TESSERA__AGENT__V1__ENDPOINT__AGENT,
      SESS_AGENT_REENROLL},
     {TESSERA__AGENT__V1__OPERATION__REPORT, TESSERA__AGENT__V1__ENDPOINT__AGENT, SESS_AGENT_REPORT},
+    {TESSERA__AGENT__V1__OPERATION__FW_UPDATE, TESSERA__AGENT__V1__ENDPOINT__AGENT,
+     SESS_AGENT_FW_UPDATE},
 };
 
 ts_err sess_wire_request(const Tessera__Agent__V1__Request *r, sess_request *out,
@@ -196,6 +198,7 @@ static ts_err put_report(wire_out *w, const sess_report *r)
     s->uid = (char *)r->uid;
     s->agent_version = (char *)r->agent_version;
     s->firmware_version = (char *)r->firmware;
+    s->hardware_id = (char *)r->hardware;
     if (r->object_count > 0) {
         w->objects = OPENSSL_zalloc(r->object_count * sizeof *w->objects);
         w->object_ptrs = OPENSSL_zalloc(r->object_count * sizeof *w->object_ptrs);

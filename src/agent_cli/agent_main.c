@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agent_cli/agent_cli.h"
+#include "agent_cli/agent_cmd_fw.h"
 
 static const char usage_text[] =
     "usage: tessera-agent COMMAND --keystore URI --state DIR [options]\n"
@@ -31,6 +32,8 @@ static const char usage_text[] =
     "  run [--mqtt HOST:PORT] [--trust FILE] [--server URL] [--tenant T] [--interval S]\n"
     "      [--count N] [--queue N] [--telemetry-cmd PROGRAM] [--threshold-days N]\n"
     "                              MQTT over mutual TLS: telemetry, status and signed commands\n"
+    "  fw setup|apply|confirm|status ...\n"
+    "                              firmware slots and updates (tessera-agent fw --help)\n"
     "\n"
     "options:\n"
     "  --keystore URI              the key store (soft:DIR or pkcs11:...)\n"
@@ -136,6 +139,9 @@ int main(int argc, char **argv)
     long v;
     int c;
 
+    if (argc > 1 && strcmp(argv[1], "fw") == 0) {
+        return agent_cmd_fw(argc - 1, argv + 1);
+    }
     memset(&a, 0, sizeof a);
     a.interval = -1;
     /* '+' would stop at the first operand; GNU permutation lets options follow the command. */

@@ -11,6 +11,7 @@
 #include "cli/cli_command.h"
 #include "cli/cli_remote.h"
 #include "tessera/access.h"
+#include "tessera/firmware.h"
 
 #define OPT_UID                                                                                    \
     {                                                                                              \
@@ -106,6 +107,12 @@ static int remote_show(const cli_args *args, const char *uid)
         const json_t *certs = json_object_get(reply, "certificates");
         print_device(cli_json_str(reply, "uid", uid), tenant, json_status(reply),
                      cli_json_str(reply, "created", "?"), cli_json_str(reply, "updated", "?"));
+        const json_t *fw = json_object_get(reply, "firmware");
+        if (fw != NULL) {
+            printf("firmware:     %s\nhardware:     %s\nreported:     %s\n",
+                   cli_json_str(fw, "version", "unknown"), cli_json_str(fw, "hw", "unknown"),
+                   cli_json_str(fw, "reported", "?"));
+        }
         printf("certificates: %zu\n", json_array_size(certs));
         json_array_foreach(certs, i, row)
         {
@@ -225,6 +232,13 @@ static int cmd_show(const cli_args *args)
     cli_time_text(dev.created, created);
     cli_time_text(dev.updated, updated);
     print_device(dev.uid, t.name, state_name(dev.state), created, updated);
+    ts_fw_device_row fw;
+    if (ts_ca_fw_device_get(ca, t.name, uid, &fw) == TS_OK) {
+        cli_time_text(fw.reported, when);
+        printf("firmware:     %s\nhardware:     %s\nreported:     %s\n",
+               fw.version[0] != '\0' ? fw.version : "unknown", fw.hw[0] != '\0' ? fw.hw : "unknown",
+               when);
+    }
     printf("certificates: %zu\n", count);
     for (size_t i = 0; i < count; i++) {
         cli_time_text(certs[i].not_after, when);

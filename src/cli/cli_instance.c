@@ -45,7 +45,7 @@ static const struct {
     {"device command", "--word"}, {"device commands", "--uid"}, {"group create", "--name"},
     {"group delete", "--name"},   {"group show", "--name"},     {"group add", "--name"},
     {"group remove", "--name"},   {"fw sign", "--image"},       {"fw verify", "--file"},
-    {"fw inspect", "--file"},
+    {"fw inspect", "--file"},     {"fw publish", "--file"},     {"fw withdraw", "--id"},
 };
 
 const char *cli_instance_dir(const cli_args *args)

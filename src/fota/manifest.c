@@ -117,12 +117,24 @@ static ts_err parse_chunks(json_t *arr, ts_fw_info *info, uint8_t **digests)
     return TS_OK;
 }
 
-static const char *const known_keys[] = {"format",     "version", "seq",         "hw",      "size",
-                                         "chunk_size", "chunks",  "min_version", "depends", NULL};
+static const char *const known_keys[] = {"format",  "version",    "seq",    "hw",
+                                         "size",    "chunk_size", "chunks", "min_version",
+                                         "depends", "enc",        NULL};
 
 ts_err ts_fw_manifest_parse(const char *json, size_t len, ts_fw_info *info, uint8_t **digests)
 {
+    return fw_manifest_parse_ex(json, len, info, digests, NULL);
+}
+
+ts_err fw_manifest_parse_ex(const char *json, size_t len, ts_fw_info *info, uint8_t **digests,
+                            fw_enc *enc)
+{
+    fw_enc scratch;
+    if (enc == NULL) {
+        enc = &scratch;
+    }
     memset(info, 0, sizeof *info);
+    memset(enc, 0, sizeof *enc);
     if (digests != NULL) {
         *digests = NULL;
     }
@@ -188,6 +200,12 @@ ts_err ts_fw_manifest_parse(const char *json, size_t len, ts_fw_info *info, uint
     if (deps != NULL) {
         rv = parse_depends(deps, info);
     }
+    json_t *e = rv == TS_OK ? json_object_get(root, "enc") : NULL;
+    if (e != NULL) {
+        rv = fw_enc_parse(e, info, enc);
+    } else if (rv == TS_OK) {
+        info->wire_size = info->size;
+    }
     if (rv != TS_OK && digests != NULL) {
         free(*digests);
         *digests = NULL;
@@ -196,8 +214,28 @@ ts_err ts_fw_manifest_parse(const char *json, size_t len, ts_fw_info *info, uint
     return rv;
 }
 
+static int build_depends(const ts_fw_sign_params *p, json_t *root)
+{
+    if (p->depends_count == 0) {
+        return 0;
+    }
+    json_t *arr = json_array();
+    int bad = arr == NULL;
+    for (size_t i = 0; !bad && i < p->depends_count; i++) {
+        json_t *d = json_object();
+        bad = d == NULL || json_object_set_new(d, "name", json_string(p->depends[i].name)) != 0 ||
+              json_object_set_new(d, "min_version",
+                                  json_integer((json_int_t)p->depends[i].min_version)) != 0;
+        bad = json_array_append_new(arr, d) != 0 || bad;
+    }
+    bad = bad || json_object_set(root, "depends", arr) != 0;
+    json_decref(arr);
+    return bad;
+}
+
 ts_err fw_manifest_build(const ts_fw_sign_params *p, uint64_t size, uint32_t chunk_size,
-                         const uint8_t *digests, uint32_t chunks, char **out)
+                         const uint8_t *digests, uint32_t chunks, const ts_fw_info *info,
+                         const fw_enc *enc, char **out)
 {
     json_t *arr = json_array();
     json_t *root = json_object();
@@ -221,6 +259,11 @@ ts_err fw_manifest_build(const ts_fw_sign_params *p, uint64_t size, uint32_t chu
           json_object_set(root, "chunks", arr) != 0;
     if (!bad && p->has_min_version) {
         bad = json_object_set_new(root, "min_version", json_integer((json_int_t)p->min_version));
+    }
+    bad = bad || build_depends(p, root);
+    if (!bad && info != NULL && info->encrypted) {
+        json_t *e = fw_enc_build(info, enc);
+        bad = e == NULL || json_object_set_new(root, "enc", e) != 0;
     }
     char *text = bad ? NULL : json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(arr);

@@ -67,16 +67,67 @@ static void put_be(uint8_t *out, uint64_t v, int n)
     }
 }
 
-/* Header, manifest and payload (copied from in) into out_path through a temporary file. */
+/* The payload: the image copied from in, or each chunk sealed with gcm when it is set. */
+static ts_err write_payload(FILE *in, FILE *out, const char *tmp, uint64_t size, uint32_t chunk,
+                            uint32_t chunks, EVP_CIPHER_CTX *gcm)
+{
+    size_t cap = gcm != NULL ? chunk : 16384;
+    uint8_t *buf = malloc(cap);
+    uint8_t *sealed = gcm != NULL ? malloc((size_t)chunk + TS_FW_TAG_LEN) : NULL;
+    ts_err rv = TS_OK;
+    if (buf == NULL || (gcm != NULL && sealed == NULL)) {
+        rv = ts_error_set(TS_ERR_NOMEM, "no memory for a chunk");
+    }
+    if (rv == TS_OK && fseek(in, 0, SEEK_SET) != 0) {
+        rv = ts_error_set(TS_ERR_IO, "cannot rewind the image: %s", strerror(errno));
+    }
+    uint64_t copied = 0;
+    uint32_t index = 0;
+    while (rv == TS_OK) {
+        size_t got = fread(buf, 1, cap, in);
+        if (got == 0) {
+            break;
+        }
+        copied += got;
+        const uint8_t *data = buf;
+        size_t len = got;
+        if (gcm != NULL) {
+            if (index >= chunks || fw_chunk_seal(gcm, index, chunks, buf, got, sealed) != 0) {
+                rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot encrypt chunk %u", index);
+                break;
+            }
+            index++;
+            data = sealed;
+            len = got + TS_FW_TAG_LEN;
+        }
+        if (fwrite(data, 1, len, out) != len) {
+            rv = ts_error_set(TS_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+        }
+    }
+    if (rv == TS_OK && (copied != size || (gcm != NULL && index != chunks))) {
+        rv = ts_error_set(TS_ERR_IO, "the image changed while it was signed");
+    }
+    if (sealed != NULL) {
+        OPENSSL_cleanse(sealed, (size_t)chunk + TS_FW_TAG_LEN);
+    }
+    free(sealed);
+    if (buf != NULL) {
+        OPENSSL_cleanse(buf, cap);
+    }
+    free(buf);
+    return rv;
+}
+
+/* Header, manifest and payload into out_path through a temporary file. */
 static ts_err write_out(const char *out_path, const unsigned char *der, size_t der_len, FILE *in,
-                        uint64_t size)
+                        const ts_fw_info *info, EVP_CIPHER_CTX *gcm)
 {
     uint8_t hdr[TS_FW_HEADER_LEN];
     memcpy(hdr, TS_FW_MAGIC, 4);
     put_be(hdr + 4, TS_FW_FORMAT, 2);
     put_be(hdr + 6, 0, 2);
     put_be(hdr + 8, (uint64_t)der_len, 4);
-    put_be(hdr + 12, size, 8);
+    put_be(hdr + 12, info->wire_size, 8);
     size_t plen = strlen(out_path);
     char *tmp = malloc(plen + 8);
     if (tmp == NULL) {
@@ -98,23 +149,8 @@ static ts_err write_out(const char *out_path, const unsigned char *der, size_t d
     if (fwrite(hdr, 1, sizeof hdr, out) != sizeof hdr || fwrite(der, 1, der_len, out) != der_len) {
         rv = ts_error_set(TS_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
     }
-    uint8_t buf[16384];
-    uint64_t copied = 0;
-    if (rv == TS_OK && fseek(in, 0, SEEK_SET) != 0) {
-        rv = ts_error_set(TS_ERR_IO, "cannot rewind the image: %s", strerror(errno));
-    }
-    while (rv == TS_OK) {
-        size_t got = fread(buf, 1, sizeof buf, in);
-        if (got == 0) {
-            break;
-        }
-        copied += got;
-        if (fwrite(buf, 1, got, out) != got) {
-            rv = ts_error_set(TS_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-        }
-    }
-    if (rv == TS_OK && copied != size) {
-        rv = ts_error_set(TS_ERR_IO, "the image changed while it was signed");
+    if (rv == TS_OK) {
+        rv = write_payload(in, out, tmp, info->size, info->chunk_size, info->chunks, gcm);
     }
     if (rv == TS_OK && (fflush(out) != 0 || fsync(fileno(out)) != 0)) {
         rv = ts_error_set(TS_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
@@ -147,6 +183,17 @@ ts_err ts_fw_sign_file(const ts_fw_sign_params *p, const char *in_path, const ch
     if (p->version > INT64_MAX || p->seq > INT64_MAX || p->min_version > INT64_MAX) {
         return ts_error_set(TS_ERR_INVALID, "versions and sequences are at most 2^63-1");
     }
+    if (p->depends_count > TS_FW_DEPENDS_MAX || (p->depends_count > 0 && p->depends == NULL)) {
+        return ts_error_set(TS_ERR_INVALID, "at most %d dependencies", TS_FW_DEPENDS_MAX);
+    }
+    for (size_t i = 0; i < p->depends_count; i++) {
+        if (p->depends[i].min_version > INT64_MAX) {
+            return ts_error_set(TS_ERR_INVALID, "a dependency's version is at most 2^63-1");
+        }
+    }
+    if (p->encrypt_group != NULL && p->encrypt_to == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "encrypting to a fleet key needs its public key");
+    }
     uint32_t eku = X509_get_extended_key_usage(p->cert);
     if (!(X509_get_extension_flags(p->cert) & EXFLAG_XKUSAGE) || !(eku & XKU_CODE_SIGN)) {
         return ts_error_set(TS_ERR_POLICY, "the signer certificate lacks EKU codeSigning");
@@ -161,13 +208,31 @@ ts_err ts_fw_sign_file(const ts_fw_sign_params *p, const char *in_path, const ch
     char *json = NULL;
     unsigned char *der = NULL;
     size_t der_len = 0;
+    ts_fw_info info;
+    fw_enc enc;
+    uint8_t cek[FW_CEK_LEN];
+    EVP_CIPHER_CTX *gcm = NULL;
+    memset(&info, 0, sizeof info);
+    memset(&enc, 0, sizeof enc);
     ts_err rv = digest_file(in, chunk, &size, &digests, &count);
     if (rv == TS_OK && size == 0) {
         rv = ts_error_set(TS_ERR_INVALID, "the image %s is empty", in_path);
     }
+    info.size = size;
+    info.chunk_size = chunk;
+    info.chunks = count;
+    info.wire_size = size;
+    if (rv == TS_OK && p->encrypt_to != NULL) {
+        rv = fw_enc_prepare(p, cek, &info, &enc);
+        if (rv == TS_OK) {
+            info.wire_size = size + (uint64_t)TS_FW_TAG_LEN * count;
+            rv = fw_gcm_new(cek, 1, &gcm);
+            OPENSSL_cleanse(cek, sizeof cek);
+        }
+    }
     if (rv == TS_OK) {
         ts_fw_info check;
-        rv = fw_manifest_build(p, size, chunk, digests, count, &json);
+        rv = fw_manifest_build(p, size, chunk, digests, count, &info, &enc, &json);
         if (rv == TS_OK) {
             rv = ts_fw_manifest_parse(json, strlen(json), &check, NULL);
         }
@@ -177,8 +242,9 @@ ts_err ts_fw_sign_file(const ts_fw_sign_params *p, const char *in_path, const ch
                                 "the manifest", &der, &der_len);
     }
     if (rv == TS_OK) {
-        rv = write_out(out_path, der, der_len, in, size);
+        rv = write_out(out_path, der, der_len, in, &info, gcm);
     }
+    EVP_CIPHER_CTX_free(gcm);
     OPENSSL_free(der);
     free(json);
     free(digests);

@@ -1,7 +1,6 @@
 /*
- * The streaming verifier: the manifest's signature, the signer's chain and usage, then the payload
- * chunk by chunk. A chunk is buffered (at most chunk_size bytes) and released only after its
- * SHA-256 matched the manifest; after any failure the verifier refuses everything.
+ * The streaming verifier: the manifest's signature, the signer's chain and usage, and for an
+ * encrypted payload the content key (set_key). feed.c checks the payload chunk by chunk.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +13,8 @@
 #include <openssl/x509v3.h>
 
 #include "common/error_internal.h"
-#include "fota/fota_internal.h"
+#include "fota/verify_internal.h"
 #include "pki/signed_msg_internal.h"
-
-struct ts_fw_verifier {
-    X509 *signer; /* a reference */
-    ts_fw_info info;
-    uint8_t *digests;
-    uint8_t *buf; /* one chunk */
-    size_t fill;
-    uint32_t next; /* index of the chunk being filled */
-    uint64_t fed;
-    int failed;
-};
 
 static uint64_t get_be(const uint8_t *p, int n)
 {
@@ -57,7 +45,7 @@ ts_err ts_fw_header_parse(const uint8_t *buf, size_t len, ts_fw_header *out)
         return ts_error_set(TS_ERR_INVALID, "a manifest of %u bytes is outside 1..%u",
                             out->manifest_len, TS_FW_MANIFEST_MAX);
     }
-    if (out->payload_len > (uint64_t)TS_FW_CHUNKS_MAX * TS_FW_CHUNK_MAX) {
+    if (out->payload_len > (uint64_t)TS_FW_CHUNKS_MAX * (TS_FW_CHUNK_MAX + TS_FW_TAG_LEN)) {
         return ts_error_set(TS_ERR_INVALID, "a payload of %llu bytes is too large",
                             (unsigned long long)out->payload_len);
     }
@@ -79,12 +67,41 @@ static ts_err check_signer(const ts_signed_msg *m, X509_STORE *roots, time_t now
 ts_err ts_fw_verifier_open(const uint8_t *cms_der, size_t cms_len, uint64_t payload_len,
                            X509_STORE *roots, time_t now, ts_fw_verifier **out)
 {
+    return ts_fw_verifier_open_ex(cms_der, cms_len, payload_len, roots, now, 0, out);
+}
+
+/* The buffers and hashing tools once the manifest is known. */
+static ts_err setup_lanes(ts_fw_verifier *v)
+{
+    size_t wire = (size_t)v->info.chunk_size + (v->decrypt ? TS_FW_TAG_LEN : 0);
+    v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    v->stage = malloc(wire);
+    int bad = v->sha256 == NULL || v->stage == NULL;
+    for (int i = 0; !bad && i < 2; i++) {
+        v->lanes[i].md = EVP_MD_CTX_new();
+        bad = v->lanes[i].md == NULL;
+        if (!bad && v->decrypt) {
+            v->lanes[i].plain = malloc(v->info.chunk_size);
+            bad = v->lanes[i].plain == NULL;
+        }
+    }
+    return bad ? ts_error_set(TS_ERR_NOMEM, "no memory for a chunk") : TS_OK;
+}
+
+ts_err ts_fw_verifier_open_ex(const uint8_t *cms_der, size_t cms_len, uint64_t payload_len,
+                              X509_STORE *roots, time_t now, unsigned flags, ts_fw_verifier **out)
+{
+    if (out != NULL) {
+        *out = NULL;
+    }
     if (cms_der == NULL || cms_len == 0 || cms_len > TS_FW_MANIFEST_MAX || roots == NULL ||
         out == NULL) {
         return ts_error_set(TS_ERR_INVALID, "verifying needs a manifest of 1..%u bytes and roots",
                             TS_FW_MANIFEST_MAX);
     }
-    *out = NULL;
+    if ((flags & ~TS_FW_VERIFY_PLAIN) != 0) {
+        return ts_error_set(TS_ERR_INVALID, "unknown verifier flags 0x%x", flags);
+    }
     ts_fw_verifier *v = calloc(1, sizeof *v);
     if (v == NULL) {
         return ts_error_set(TS_ERR_NOMEM, "no memory for a verifier");
@@ -100,24 +117,57 @@ ts_err ts_fw_verifier_open(const uint8_t *cms_der, size_t cms_len, uint64_t payl
     if (rv == TS_OK) {
         X509_up_ref(m.signer);
         v->signer = m.signer;
-        rv = ts_fw_manifest_parse((const char *)m.content, m.content_len, &v->info, &v->digests);
+        rv = fw_manifest_parse_ex((const char *)m.content, m.content_len, &v->info, &v->digests,
+                                  &v->enc);
     }
     ts_signed_msg_clear(&m);
-    if (rv == TS_OK && v->info.size != payload_len) {
-        rv = ts_error_set(TS_ERR_INVALID, "the manifest's size %llu is not the payload's %llu",
-                          (unsigned long long)v->info.size, (unsigned long long)payload_len);
+    if (rv == TS_OK) {
+        v->decrypt = v->info.encrypted && !(flags & TS_FW_VERIFY_PLAIN);
+        v->expect = v->decrypt ? v->info.wire_size : v->info.size;
+        if (v->expect != payload_len) {
+            rv = ts_error_set(TS_ERR_INVALID, "the manifest's %s %llu is not the payload's %llu",
+                              v->decrypt ? "wire size" : "size", (unsigned long long)v->expect,
+                              (unsigned long long)payload_len);
+        }
     }
     if (rv == TS_OK) {
-        v->buf = malloc(v->info.chunk_size);
-        if (v->buf == NULL) {
-            rv = ts_error_set(TS_ERR_NOMEM, "no memory for a chunk");
-        }
+        rv = setup_lanes(v);
     }
     if (rv != TS_OK) {
         ts_fw_verifier_free(v);
         return rv;
     }
     *out = v;
+    return TS_OK;
+}
+
+ts_err ts_fw_verifier_set_key(ts_fw_verifier *v, ts_keystore *ks, const char *label)
+{
+    if (v == NULL || ks == NULL || label == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "setting a key needs a verifier, a store and a label");
+    }
+    if (!v->decrypt) {
+        return ts_error_set(TS_ERR_STATE, v->info.encrypted
+                                              ? "the payload is verified as plaintext: no key"
+                                              : "the update is not encrypted");
+    }
+    if (v->keyed || v->fed > 0 || v->failed) {
+        return ts_error_set(TS_ERR_STATE, "the key is set before any payload, once");
+    }
+    uint8_t cek[FW_CEK_LEN];
+    ts_err rv = fw_enc_unwrap(ks, label, &v->info, &v->enc, cek);
+    for (int i = 0; rv == TS_OK && i < 2; i++) {
+        rv = fw_gcm_new(cek, 0, &v->lanes[i].gcm);
+    }
+    OPENSSL_cleanse(cek, sizeof cek);
+    if (rv != TS_OK) {
+        for (int i = 0; i < 2; i++) {
+            EVP_CIPHER_CTX_free(v->lanes[i].gcm);
+            v->lanes[i].gcm = NULL;
+        }
+        return rv;
+    }
+    v->keyed = 1;
     return TS_OK;
 }
 
@@ -131,88 +181,27 @@ X509 *ts_fw_verifier_signer(const ts_fw_verifier *v)
     return v != NULL ? v->signer : NULL;
 }
 
-/* The length of chunk i. */
-static size_t chunk_len(const ts_fw_verifier *v, uint32_t i)
-{
-    uint64_t start = (uint64_t)i * v->info.chunk_size;
-    uint64_t left = v->info.size - start;
-    return left < v->info.chunk_size ? (size_t)left : v->info.chunk_size;
-}
-
-static ts_err check_chunk(ts_fw_verifier *v, ts_fw_release_fn release, void *ctx)
-{
-    uint8_t md[TS_FW_DIGEST_LEN];
-    if (EVP_Digest(v->buf, v->fill, md, NULL, EVP_sha256(), NULL) != 1) {
-        return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot hash chunk %u", v->next);
-    }
-    if (CRYPTO_memcmp(md, v->digests + (size_t)v->next * TS_FW_DIGEST_LEN, sizeof md) != 0) {
-        return ts_error_set(TS_ERR_AUTH, "payload chunk %u does not match its digest", v->next);
-    }
-    if (release != NULL && release(ctx, v->buf, v->fill) != 0) {
-        return ts_error_set(TS_ERR_IO, "the receiver refused chunk %u", v->next);
-    }
-    v->next++;
-    v->fill = 0;
-    return TS_OK;
-}
-
-ts_err ts_fw_verifier_feed(ts_fw_verifier *v, const uint8_t *data, size_t len,
-                           ts_fw_release_fn release, void *ctx)
-{
-    if (v == NULL || (data == NULL && len > 0)) {
-        return ts_error_set(TS_ERR_INVALID, "feeding needs a verifier and data");
-    }
-    if (v->failed) {
-        return ts_error_set(TS_ERR_STATE, "the update already failed verification");
-    }
-    if (len > v->info.size - v->fed) {
-        v->failed = 1;
-        return ts_error_set(TS_ERR_INVALID, "more payload than the manifest's %llu bytes",
-                            (unsigned long long)v->info.size);
-    }
-    v->fed += len;
-    while (len > 0) {
-        size_t want = chunk_len(v, v->next) - v->fill;
-        size_t take = len < want ? len : want;
-        memcpy(v->buf + v->fill, data, take);
-        v->fill += take;
-        data += take;
-        len -= take;
-        if (v->fill == chunk_len(v, v->next)) {
-            ts_err rv = check_chunk(v, release, ctx);
-            if (rv != TS_OK) {
-                v->failed = 1;
-                OPENSSL_cleanse(v->buf, v->info.chunk_size);
-                return rv;
-            }
-        }
-    }
-    return TS_OK;
-}
-
-ts_err ts_fw_verifier_finish(ts_fw_verifier *v)
-{
-    if (v == NULL || v->failed) {
-        return ts_error_set(TS_ERR_STATE, "the update failed verification");
-    }
-    if (v->fed != v->info.size || v->next != v->info.chunks) {
-        v->failed = 1;
-        return ts_error_set(TS_ERR_INVALID, "the payload is truncated: %llu of %llu bytes",
-                            (unsigned long long)v->fed, (unsigned long long)v->info.size);
-    }
-    return TS_OK;
-}
-
 void ts_fw_verifier_free(ts_fw_verifier *v)
 {
     if (v == NULL) {
         return;
     }
+    fw_worker_free(v->worker);
     X509_free(v->signer);
     free(v->digests);
-    if (v->buf != NULL) {
-        OPENSSL_cleanse(v->buf, v->info.chunk_size);
-        free(v->buf);
+    if (v->stage != NULL) {
+        OPENSSL_cleanse(v->stage, (size_t)v->info.chunk_size + TS_FW_TAG_LEN * v->decrypt);
+        free(v->stage);
     }
+    for (int i = 0; i < 2; i++) {
+        EVP_CIPHER_CTX_free(v->lanes[i].gcm);
+        EVP_MD_CTX_free(v->lanes[i].md);
+        if (v->lanes[i].plain != NULL) {
+            OPENSSL_cleanse(v->lanes[i].plain, v->info.chunk_size);
+            free(v->lanes[i].plain);
+        }
+    }
+    EVP_MD_free(v->sha256);
+    OPENSSL_cleanse(&v->enc, sizeof v->enc);
     free(v);
 }

@@ -5,6 +5,7 @@
 
 #include "common/error_internal.h"
 #include "service/svc_api_internal.h"
+#include "tessera/firmware.h"
 
 void svc_api_device_list(svc_request *r)
 {
@@ -110,6 +111,14 @@ static void device_reply(svc_request *r, const char *uid, int with_certs)
         return;
     }
     json_t *doc = svc_api_device_json(&row);
+    ts_fw_device_row fw;
+    if (doc != NULL && ts_ca_fw_device_get(r->ca, r->tenant.name, uid, &fw) == TS_OK &&
+        json_object_set_new(doc, "firmware",
+                            json_pack("{s:s, s:s, s:o}", "version", fw.version, "hw", fw.hw,
+                                      "reported", svc_api_time_json(fw.reported))) != 0) {
+        json_decref(doc);
+        doc = NULL;
+    }
     if (doc != NULL && with_certs &&
         json_object_set_new(doc, "certificates", device_certs(r, uid)) != 0) {
         json_decref(doc);

@@ -16,12 +16,16 @@
 
 #include "common/error_internal.h"
 #include "service/svc_core.h"
+#include "service/svc_firmware_internal.h"
 
 enum { SVC_ALLOW_MAX = 64, SVC_ACTOR_MAX = 160 };
 
 const svc_route *const svc_route_tables[] = {
-    svc_health_routes,  svc_est_routes,   svc_revocation_routes, svc_api_routes, svc_session_routes,
-    svc_command_routes, svc_group_routes, svc_openapi_routes,    NULL,
+    svc_health_routes,     svc_est_routes,
+    svc_revocation_routes, svc_api_routes,
+    svc_session_routes,    svc_command_routes,
+    svc_group_routes,      svc_firmware_routes,
+    svc_openapi_routes,    NULL,
 };
 
 size_t svc_route_count(void)

@@ -24,7 +24,7 @@
  * CN to the buffer and stop at an embedded NUL, naming another device; the CN is taken whole
  * instead, and refused unless it is exactly a device UID.
  */
-static int client_uid(svc_request *r, char uid[TS_DEVICE_UID_MAX + 1])
+int svc_session_client_uid(svc_request *r, char uid[TS_DEVICE_UID_MAX + 1])
 {
     X509_NAME *subject = r->client_cert != NULL ? X509_get_subject_name(r->client_cert) : NULL;
     int at = subject != NULL ? X509_NAME_get_index_by_NID(subject, NID_commonName, -1) : -1;
@@ -100,6 +100,17 @@ static void reply_next(svc_request *r, const char *tenant, const char *uid, cons
         return;
     }
     size_t count = n < TS_JOB_BATCH_MAX ? n : TS_JOB_BATCH_MAX;
+    /* With no job pending, a firmware update the device should take, alone in its message. */
+    Tessera__Agent__V1__Request offer;
+    char *offer_data = NULL;
+    if (n == 0) {
+        rv = svc_session_offer(r, tenant, uid, &offer, &offer_data);
+        if (rv != TS_OK) {
+            OPENSSL_free(crl);
+            svc_reply_err(r, rv);
+            return;
+        }
+    }
     tessera__agent__v1__service_message__init(&msg);
     msg.version = SVC_SESSION_VERSION;
     msg.session_id = (char *)session;
@@ -107,9 +118,14 @@ static void reply_next(svc_request *r, const char *tenant, const char *uid, cons
     msg.crl.len = crl_len;
     msg.done = n == 0;
     int ok = 1;
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count && offer_data == NULL; i++) {
         items[i] = request_new(&reqs[i], &entries[i], &entry_ptrs[i]);
         ok &= items[i] != NULL;
+    }
+    if (offer_data != NULL) {
+        items[0] = &offer;
+        count = 1;
+        msg.done = 0;
     }
     msg.requests = items;
     msg.n_requests = count;
@@ -121,9 +137,10 @@ static void reply_next(svc_request *r, const char *tenant, const char *uid, cons
         tessera__agent__v1__service_message__pack(&msg, out);
         svc_reply(r, 200, PB_TYPE, out, len);
     }
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count && offer_data == NULL; i++) {
         OPENSSL_free(items[i]);
     }
+    OPENSSL_free(offer_data);
     OPENSSL_free(out);
     OPENSSL_free(crl);
     ts_job_requests_free(reqs, n);
@@ -137,10 +154,23 @@ static int record_results(svc_request *r, const char *tenant, const char *uid,
                           const Tessera__Agent__V1__AgentMessage *m, const char *status)
 {
     ts_job_answer answers[SVC_SESSION_RESULTS_MAX];
+    ts_fw_offer_answer offers[SVC_SESSION_RESULTS_MAX];
+    size_t n = 0, noffers = 0;
     for (size_t i = 0; i < m->n_results; i++) {
         const Tessera__Agent__V1__Result *res = m->results[i];
-        answers[i] = (ts_job_answer){
-            .request_id = res->request_id > INT64_MAX ? 0 : (int64_t)res->request_id,
+        int64_t id = res->request_id > INT64_MAX ? 0 : (int64_t)res->request_id;
+        if (id > TS_FW_OFFER_ID_BASE) {
+            /* The answer to a firmware offer (svc_session_offer.c). */
+            offers[noffers++] = (ts_fw_offer_answer){
+                .offer_id = id - TS_FW_OFFER_ID_BASE,
+                .ok = res->ok,
+                .error_code = res->error_code,
+                .error_message = res->error_message,
+            };
+            continue;
+        }
+        answers[n++] = (ts_job_answer){
+            .request_id = id,
             .ok = res->ok,
             .error_code = res->error_code,
             .error_message = res->error_message,
@@ -148,7 +178,10 @@ static int record_results(svc_request *r, const char *tenant, const char *uid,
             .payload_len = res->payload.len,
         };
     }
-    ts_err rv = ts_ca_job_session_record(r->ca, tenant, uid, status, answers, m->n_results);
+    const Tessera__Agent__V1__StatusReport *st = m->status;
+    ts_err rv = ts_ca_fw_session_record(
+        r->ca, tenant, uid, status, st != NULL ? st->firmware_version : NULL,
+        st != NULL ? st->hardware_id : NULL, answers, n, offers, noffers);
     if (rv == TS_ERR_NOT_FOUND) {
         svc_reply_error(r, 400, "invalid", "%s", ts_error_message());
         return 0;
@@ -167,7 +200,7 @@ void svc_session_post(svc_request *r)
     char *status = NULL;
     const char *ct = svc_header(r, "Content-Type");
 
-    if (!client_uid(r, uid)) {
+    if (!svc_session_client_uid(r, uid)) {
         return;
     }
     if (ct == NULL || strcmp(ct, PB_TYPE) != 0) {

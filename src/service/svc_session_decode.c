@@ -35,6 +35,9 @@ static ts_err status_check(const Tessera__Agent__V1__StatusReport *s)
     if (rv == TS_OK) {
         rv = text_check(s->firmware_version, SVC_SESSION_TEXT_MAX, "firmware_version");
     }
+    if (rv == TS_OK) {
+        rv = text_check(s->hardware_id, SVC_SESSION_TEXT_MAX, "hardware_id");
+    }
     if (rv == TS_OK && (s->n_keystore_objects > SVC_SESSION_OBJECTS_MAX ||
                         s->n_keystore_features > SVC_SESSION_FEATURES_MAX ||
                         s->n_last_errors > SVC_SESSION_ERRORS_MAX)) {
@@ -151,10 +154,10 @@ ts_err svc_session_status_json(const Tessera__Agent__V1__StatusReport *s, char *
     json_t *doc =
         objects == NULL
             ? NULL
-            : json_pack("{s:s, s:s, s:s, s:o, s:o*, s:I, s:i, s:I, s:o*}", "uid", s->uid,
+            : json_pack("{s:s, s:s, s:s, s:s, s:o, s:o*, s:I, s:i, s:I, s:o*}", "uid", s->uid,
                         "agent_version", s->agent_version, "firmware_version", s->firmware_version,
-                        "keystore_objects", objects, "keystore_features",
-                        strings(s->keystore_features, s->n_keystore_features),
+                        "hardware_id", s->hardware_id, "keystore_objects", objects,
+                        "keystore_features", strings(s->keystore_features, s->n_keystore_features),
                         "datastore_generation", (json_int_t)s->datastore_generation,
                         "datastore_format_version", (int)s->datastore_format_version,
                         "cert_not_after", (json_int_t)s->cert_not_after, "last_errors",

@@ -10,6 +10,7 @@
 
 #include "agent_session.pb-c.h"
 #include "service/svc_internal.h"
+#include "tessera/firmware.h"
 #include "tessera/jobs.h"
 
 enum {
@@ -25,6 +26,19 @@ enum {
 
 /* POST /agent/v1/session */
 void svc_session_post(svc_request *r);
+
+/*
+ * The device UID of the request's client certificate: its one CN, which must be a device UID.
+ * 0 after replying 401 when it is not.
+ */
+int svc_session_client_uid(svc_request *r, char uid[TS_DEVICE_UID_MAX + 1]);
+
+/*
+ * The firmware offer for the device, when there is one (svc_session_offer.c): *data set (the
+ * JSON of req->data, OPENSSL_free) and req filled as AGENT / FW_UPDATE; *data NULL when none.
+ */
+ts_err svc_session_offer(svc_request *r, const char *tenant, const char *uid,
+                         Tessera__Agent__V1__Request *req, char **data);
 
 /*
  * Unpacks and checks an AgentMessage against the limits of docs/protocol.md: TS_ERR_INVALID

@@ -219,14 +219,51 @@ static const char *const pg_v5[] = {V5(P_ID, P_INT, P_BLOB, P_END), NULL};
 static const char *const sqlite_v6[] = {V6(S_ID, S_INT, S_BLOB, S_END), NULL};
 static const char *const pg_v6[] = {V6(P_ID, P_INT, P_BLOB, P_END), NULL};
 
+/* --- Version 7: firmware releases (docs/firmware-service.md) -------------------------------- */
+
+/* target_kind: 1 all, 2 a device UID, 3 a group name (ts_fw_target_kind); state: 1 active,
+ * 2 withdrawn. Versions are unsigned 63-bit numbers. */
+#define FW_RELEASES(ID, INT, BLOB, END)                                                            \
+    "CREATE TABLE fw_releases (release_id TEXT PRIMARY KEY, "                                      \
+    "tenant_id " INT " NOT NULL REFERENCES tenants (id), version " INT " NOT NULL "                \
+    "CHECK (version >= 0), seq " INT " NOT NULL CHECK (seq >= 0), "                                \
+    "min_version " INT " NOT NULL CHECK (min_version >= 0), hw TEXT NOT NULL, "                    \
+    "size " INT " NOT NULL CHECK (size > 0), sha256 TEXT NOT NULL, "                               \
+    "encrypted " INT " NOT NULL CHECK (encrypted IN (0, 1)), signer TEXT NOT NULL, "               \
+    "target_kind " INT " NOT NULL CHECK (target_kind IN (1, 2, 3)), target TEXT NOT NULL, "        \
+    "state " INT " NOT NULL CHECK (state IN (1, 2)), created_by TEXT NOT NULL, "                   \
+    "created " INT " NOT NULL, withdrawn " INT " NOT NULL" END
+
+/* What each device last reported. */
+#define FW_DEVICES(ID, INT, BLOB, END)                                                             \
+    "CREATE TABLE fw_devices (tenant_id " INT " NOT NULL REFERENCES tenants (id), "                \
+    "device_uid TEXT NOT NULL, version TEXT NOT NULL, hw TEXT NOT NULL, "                          \
+    "reported " INT " NOT NULL, PRIMARY KEY (tenant_id, device_uid)" END
+
+/* state: 1 sent, 2 done, 3 failed (ts_fw_offer_state). */
+#define FW_OFFERS(ID, INT, BLOB, END)                                                              \
+    "CREATE TABLE fw_offers (" ID ", tenant_id " INT " NOT NULL REFERENCES tenants (id), "         \
+    "device_uid TEXT NOT NULL, release_id TEXT NOT NULL REFERENCES fw_releases (release_id), "     \
+    "state " INT " NOT NULL CHECK (state IN (1, 2, 3)), error_code TEXT NOT NULL, "                \
+    "error_message TEXT NOT NULL, sent " INT " NOT NULL, answered " INT " NOT NULL" END
+
+#define V7(ID, INT, BLOB, END)                                                                     \
+    FW_RELEASES(ID, INT, BLOB, END), FW_DEVICES(ID, INT, BLOB, END),                               \
+        FW_OFFERS(ID, INT, BLOB, END),                                                             \
+        "CREATE INDEX fw_releases_by_tenant ON fw_releases (tenant_id, state, hw)",                \
+        "CREATE INDEX fw_offers_by_device ON fw_offers (tenant_id, device_uid, release_id)"
+
+static const char *const sqlite_v7[] = {V7(S_ID, S_INT, S_BLOB, S_END), NULL};
+static const char *const pg_v7[] = {V7(P_ID, P_INT, P_BLOB, P_END), NULL};
+
 typedef struct ts_migration {
     const char *const *steps[2]; /* by ts_sql_driver.dialect */
 } ts_migration;
 
 /* Version n is migrations[n - 1]. Only ever append. */
 static const ts_migration migrations[] = {
-    {{sqlite_v1, pg_v1}}, {{sqlite_v2, pg_v2}}, {{sqlite_v3, pg_v3}},
-    {{sqlite_v4, pg_v4}}, {{sqlite_v5, pg_v5}}, {{sqlite_v6, pg_v6}},
+    {{sqlite_v1, pg_v1}}, {{sqlite_v2, pg_v2}}, {{sqlite_v3, pg_v3}}, {{sqlite_v4, pg_v4}},
+    {{sqlite_v5, pg_v5}}, {{sqlite_v6, pg_v6}}, {{sqlite_v7, pg_v7}},
 };
 
 #define LATEST ((int)(sizeof migrations / sizeof migrations[0]))

@@ -1,6 +1,7 @@
 /*
  * Shared by the firmware fuzz targets: a root and a code-signing certificate made once, in
- * memory, and an update file signed with them for a fixed payload.
+ * memory, and update files signed with them for a fixed payload: plain, and encrypted to a device
+ * key held in a soft: key store in a temporary directory.
  */
 #ifndef TS_FUZZ_FW_UTIL_H
 #define TS_FUZZ_FW_UTIL_H
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -15,6 +17,9 @@
 #include <openssl/x509v3.h>
 
 #include "tessera/fota.h"
+#include "tessera/keystore.h"
+
+#define FUZZ_FW_LABEL "dev"
 
 enum { FUZZ_FW_PAYLOAD = 3000, FUZZ_FW_CHUNK = 1024 };
 
@@ -23,7 +28,44 @@ typedef struct fuzz_fw {
     uint8_t payload[FUZZ_FW_PAYLOAD];
     uint8_t *file; /* a signed update file for payload */
     size_t file_len;
+    uint8_t *enc_file; /* the same payload encrypted to FUZZ_FW_LABEL in ks */
+    size_t enc_file_len;
+    ts_keystore *ks;
 } fuzz_fw;
+
+static int fuzz_fw_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static char fuzz_fw_dir[32];
+
+static void fuzz_fw_cleanup(void)
+{
+    nftw(fuzz_fw_dir, fuzz_fw_rm, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Signs in into a new buffer. */
+static uint8_t *fuzz_fw_sign(const ts_fw_sign_params *p, const char *in, size_t *len)
+{
+    char out[64];
+    snprintf(out, sizeof out, "%s.fw", in);
+    if (ts_fw_sign_file(p, in, out) != TS_OK) {
+        abort();
+    }
+    FILE *f = fopen(out, "rb");
+    uint8_t *buf = malloc(1 << 16);
+    if (f == NULL || buf == NULL) {
+        abort();
+    }
+    *len = fread(buf, 1, 1 << 16, f);
+    fclose(f);
+    unlink(out);
+    return buf;
+}
 
 static X509 *fuzz_fw_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
                           const char *eku)
@@ -71,32 +113,34 @@ static const fuzz_fw *fuzz_fw_get(void)
     for (size_t i = 0; i < sizeof fw.payload; i++) {
         fw.payload[i] = (uint8_t)(i * 7 + 3);
     }
-    char in[] = "/tmp/fuzz-fw-XXXXXX";
-    int fd = mkstemp(in);
-    if (fd < 0 || write(fd, fw.payload, sizeof fw.payload) != (ssize_t)sizeof fw.payload) {
+    char dir[] = "/tmp/fuzz-fw-XXXXXX";
+    char in[64], uri[128];
+    if (mkdtemp(dir) == NULL) {
         abort();
     }
-    close(fd);
-    char out[sizeof in + 4];
-    snprintf(out, sizeof out, "%s.fw", in);
+    snprintf(in, sizeof in, "%s/image", dir);
+    snprintf(uri, sizeof uri, "soft:%s/ks?pin-value=fuzz-pin-1234", dir);
+    EVP_PKEY *dev = NULL;
+    FILE *img = fopen(in, "wb");
+    if (img == NULL || fwrite(fw.payload, 1, sizeof fw.payload, img) != sizeof fw.payload ||
+        fclose(img) != 0 || ts_keystore_create(uri, NULL, &fw.ks) != TS_OK ||
+        ts_keystore_generate(fw.ks, FUZZ_FW_LABEL, TS_CURVE_P256) != TS_OK ||
+        ts_keystore_public_key(fw.ks, FUZZ_FW_LABEL, &dev) != TS_OK) {
+        abort();
+    }
     ts_fw_sign_params p = {.key = key,
                            .cert = signer,
                            .version = 2,
                            .seq = 1,
                            .hw = "fuzz-board",
                            .chunk_size = FUZZ_FW_CHUNK};
-    if (ts_fw_sign_file(&p, in, out) != TS_OK) {
-        abort();
-    }
-    FILE *f = fopen(out, "rb");
-    fw.file = malloc(1 << 16);
-    if (f == NULL || fw.file == NULL) {
-        abort();
-    }
-    fw.file_len = fread(fw.file, 1, 1 << 16, f);
-    fclose(f);
-    unlink(in);
-    unlink(out);
+    fw.file = fuzz_fw_sign(&p, in, &fw.file_len);
+    p.encrypt_to = dev;
+    fw.enc_file = fuzz_fw_sign(&p, in, &fw.enc_file_len);
+    EVP_PKEY_free(dev);
+    /* The key store stays in use: its directory is removed at exit. */
+    memcpy(fuzz_fw_dir, dir, sizeof dir);
+    atexit(fuzz_fw_cleanup);
     X509_free(root);
     X509_free(signer);
     EVP_PKEY_free(root_key);

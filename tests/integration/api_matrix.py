@@ -105,6 +105,15 @@ EXPECTED = {
     ("DELETE", T + "/groups/{name}"): rule("tenant", 200, A_O),
     ("POST", T + "/groups/{name}/members"): rule("tenant", 200, A_O),
     ("DELETE", T + "/groups/{name}/members/{uid}"): rule("tenant", 200, A_O),
+    # Firmware releases. A real update file needs a signing key in a key store: publishing one,
+    # and reading and withdrawing what was published, are tested in test_fw_publish.sh. Here the
+    # allowed callers reach the handler with a body that is not an update file (400) and a release
+    # id no tenant has (404); every other caller is refused before, as for every route.
+    ("GET", T + "/firmware"): rule("tenant", 200, A_O_U),
+    ("POST", T + "/firmware"): rule("tenant", 400, A_O),
+    ("GET", T + "/firmware/{id}"): rule("tenant", 404, A_O_U),
+    ("POST", T + "/firmware/{id}/withdraw"): rule("tenant", 404, A_O),
+    ("GET", "/agent/v1/firmware/{id}"): rule("public", 401),
     ("GET", T + "/jobs"): rule("tenant", 200, A_O_U),
     ("POST", T + "/jobs"): rule("tenant", 201, A_O),
     ("GET", T + "/jobs/{id}"): rule("tenant", 200, A_O_U),
@@ -431,6 +440,14 @@ def build_cell(w, method, pattern, side):
         job = w.must(a("POST", t + "/jobs", {"device": w.fresh("jg"), "reenroll": True}), 201,
                      "job")
         return Cell("%s/jobs/%d" % (t, job["id"]))
+    if key == ("POST", T + "/firmware"):
+        def no_release():
+            r = a("GET", t + "/firmware")
+            return "" if r.doc is not None and r.doc["items"] == [] else "a release appeared"
+        return Cell(t + "/firmware?all=true", raw=b"TSFW not an update file",
+                    ctype="application/octet-stream", unchanged=no_release)
+    if pattern.startswith(T + "/firmware/{id}") or key == ("GET", "/agent/v1/firmware/{id}"):
+        return Cell(pattern.replace("{tenant}", side).replace("{id}", "0" * 32))
     if key == ("POST", "/agent/v1/session"):
         # version = 1: a well-formed AgentMessage, refused for want of a client certificate.
         return Cell("/agent/v1/session", raw=b"\x08\x01", ctype="application/x-protobuf")
@@ -491,7 +508,8 @@ def walk(w, checks, doc):
                     # The JSON error form, with the code that matches the status, except where a
                     # standard has its own form (EST's text, OCSP's responses).
                     if not pattern.startswith("/.well-known/est/"):
-                        code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}[r.status]
+                        code = {400: "invalid", 401: "unauthorized", 403: "forbidden",
+                                404: "not_found"}[r.status]
                         checks.ok(r.error_code() == code, "%s: error code %r, want %s" %
                                   (what, r.error_code(), code))
                     if r.status == 401 and rule_["kind"] != "public":
