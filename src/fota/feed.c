@@ -2,9 +2,11 @@
  * The payload, chunk by chunk: each chunk (for an encrypted payload, its AES-256-GCM ciphertext
  * and tag, decrypted first) is hashed and compared with the manifest's digest, and only then
  * released. A chunk that arrives in pieces is gathered in one buffer; whole chunks are checked
- * where the caller's data lies. When one feed holds two whole chunks, a helper thread checks the
- * first while the caller's thread checks the second; both are released in order before feed
- * returns. Memory: one wire chunk, plus two decrypted chunks for an encrypted payload.
+ * where the caller's data lies. When one feed holds two whole chunks or more, a helper thread
+ * checks the first half of them while the caller's thread checks the rest (up to FW_LANE_BYTES
+ * each), and all are released in order, by the caller's thread, before feed returns. A job of
+ * many chunks keeps the cost of waking the helper small next to the hashing. Memory: one wire
+ * chunk, plus two lanes of FW_LANE_BYTES of decrypted chunks for an encrypted payload.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -25,32 +27,59 @@ struct fw_worker {
     int quit;
 };
 
-void fw_lane_run(const ts_fw_verifier *v, fw_lane *l)
+/* The length on the wire of chunk i. */
+static size_t wire_len(const ts_fw_verifier *v, uint32_t i)
 {
-    l->out = l->in;
-    l->out_len = l->in_len;
+    uint64_t left = v->info.size - (uint64_t)i * v->info.chunk_size;
+    size_t n = left < v->info.chunk_size ? (size_t)left : v->info.chunk_size;
+    return n + (v->decrypt ? TS_FW_TAG_LEN : 0);
+}
+
+/* Chunk k of a lane's job: its wire bytes, and where its checked plaintext lies. */
+static const uint8_t *lane_in(const ts_fw_verifier *v, const fw_lane *l, uint32_t k)
+{
+    return l->in + (size_t)k * ((size_t)v->info.chunk_size + (v->decrypt ? TS_FW_TAG_LEN : 0));
+}
+
+static const uint8_t *lane_out(const ts_fw_verifier *v, const fw_lane *l, uint32_t k)
+{
+    return v->decrypt ? l->plain + (size_t)k * v->info.chunk_size : lane_in(v, l, k);
+}
+
+static enum fw_lane_result check_chunk(const ts_fw_verifier *v, fw_lane *l, uint32_t k)
+{
+    uint32_t index = l->index + k;
+    size_t len = wire_len(v, index);
+    const uint8_t *out = lane_out(v, l, k);
     if (v->decrypt) {
-        if (fw_chunk_open(l->gcm, l->index, v->info.chunks, l->in, l->in_len, l->plain) != 0) {
-            l->result = FW_LANE_TAG;
-            return;
+        if (fw_chunk_open(l->gcm, index, v->info.chunks, lane_in(v, l, k), len, (uint8_t *)out) !=
+            0) {
+            return FW_LANE_TAG;
         }
-        l->out = l->plain;
-        l->out_len = l->in_len - TS_FW_TAG_LEN;
+        len -= TS_FW_TAG_LEN;
     }
     uint8_t md[TS_FW_DIGEST_LEN];
     unsigned int md_len = 0;
-    if (EVP_DigestInit_ex2(l->md, v->sha256, NULL) != 1 ||
-        EVP_DigestUpdate(l->md, l->out, l->out_len) != 1 ||
+    if (EVP_DigestInit_ex2(l->md, v->sha256, NULL) != 1 || EVP_DigestUpdate(l->md, out, len) != 1 ||
         EVP_DigestFinal_ex(l->md, md, &md_len) != 1 || md_len != sizeof md) {
         ERR_clear_error();
-        l->result = FW_LANE_CRYPTO;
-        return;
+        return FW_LANE_CRYPTO;
     }
-    if (CRYPTO_memcmp(md, v->digests + (size_t)l->index * TS_FW_DIGEST_LEN, sizeof md) != 0) {
-        l->result = FW_LANE_DIGEST;
-        return;
+    if (CRYPTO_memcmp(md, v->digests + (size_t)index * TS_FW_DIGEST_LEN, sizeof md) != 0) {
+        return FW_LANE_DIGEST;
     }
+    return FW_LANE_OK;
+}
+
+void fw_lane_run(const ts_fw_verifier *v, fw_lane *l)
+{
     l->result = FW_LANE_OK;
+    for (l->done = 0; l->done < l->count; l->done++) {
+        l->result = check_chunk(v, l, l->done);
+        if (l->result != FW_LANE_OK) {
+            return;
+        }
+    }
 }
 
 static void *worker_main(void *arg)
@@ -139,59 +168,56 @@ void fw_worker_free(fw_worker *w)
     free(w);
 }
 
-/* The length on the wire of chunk i. */
-static size_t wire_len(const ts_fw_verifier *v, uint32_t i)
-{
-    uint64_t left = v->info.size - (uint64_t)i * v->info.chunk_size;
-    size_t n = left < v->info.chunk_size ? (size_t)left : v->info.chunk_size;
-    return n + (v->decrypt ? TS_FW_TAG_LEN : 0);
-}
-
-static void lane_job(fw_lane *l, uint32_t index, const uint8_t *in, size_t len)
+static void lane_job(fw_lane *l, uint32_t index, uint32_t count, const uint8_t *in)
 {
     l->index = index;
+    l->count = count;
     l->in = in;
-    l->in_len = len;
+    l->done = 0;
     l->result = FW_LANE_CRYPTO;
 }
 
-/* Turns a lane's result into a release (in order) or an error. */
+/* Releases a lane's good chunks in order, then turns its failure, if any, into an error. */
 static ts_err settle(ts_fw_verifier *v, const fw_lane *l, ts_fw_release_fn release, void *ctx)
 {
+    for (uint32_t k = 0; k < l->done; k++) {
+        size_t len = wire_len(v, l->index + k) - (v->decrypt ? TS_FW_TAG_LEN : 0);
+        if (release != NULL && release(ctx, lane_out(v, l, k), len) != 0) {
+            return ts_error_set(TS_ERR_IO, "the receiver refused chunk %u", l->index + k);
+        }
+        v->next++;
+    }
+    if (l->done == l->count) {
+        return TS_OK;
+    }
+    uint32_t bad = l->index + l->done;
     switch (l->result) {
-    case FW_LANE_OK:
-        break;
     case FW_LANE_TAG:
         return ts_error_set(TS_ERR_AUTH,
                             "payload chunk %u does not decrypt (its tag does not "
                             "verify)",
-                            l->index);
+                            bad);
     case FW_LANE_DIGEST:
-        return ts_error_set(TS_ERR_AUTH, "payload chunk %u does not match its digest", l->index);
+        return ts_error_set(TS_ERR_AUTH, "payload chunk %u does not match its digest", bad);
     default:
-        return ts_error_set(TS_ERR_CRYPTO, "cannot check payload chunk %u", l->index);
+        return ts_error_set(TS_ERR_CRYPTO, "cannot check payload chunk %u", bad);
     }
-    if (release != NULL && release(ctx, l->out, l->out_len) != 0) {
-        return ts_error_set(TS_ERR_IO, "the receiver refused chunk %u", l->index);
-    }
-    v->next++;
-    return TS_OK;
 }
 
-static ts_err run_one(ts_fw_verifier *v, const uint8_t *in, size_t len, ts_fw_release_fn release,
-                      void *ctx)
+static ts_err run_one(ts_fw_verifier *v, const uint8_t *in, uint32_t count,
+                      ts_fw_release_fn release, void *ctx)
 {
-    lane_job(&v->lanes[0], v->next, in, len);
+    lane_job(&v->lanes[0], v->next, count, in);
     fw_lane_run(v, &v->lanes[0]);
     return settle(v, &v->lanes[0], release, ctx);
 }
 
-/* Two whole chunks at in: the first on the helper thread, the second here. */
-static ts_err run_two(ts_fw_verifier *v, const uint8_t *in, size_t len1, size_t len2,
+/* Whole chunks at in: the first count1 on the helper thread, the next count2 here. */
+static ts_err run_two(ts_fw_verifier *v, const uint8_t *in, uint32_t count1, uint32_t count2,
                       ts_fw_release_fn release, void *ctx)
 {
-    lane_job(&v->lanes[1], v->next, in, len1);
-    lane_job(&v->lanes[0], v->next + 1, in + len1, len2);
+    lane_job(&v->lanes[1], v->next, count1, in);
+    lane_job(&v->lanes[0], v->next + count1, count2, lane_in(v, &v->lanes[1], count1));
     worker_post(v->worker);
     fw_lane_run(v, &v->lanes[0]);
     worker_wait(v->worker);
@@ -208,7 +234,7 @@ static void fail(ts_fw_verifier *v)
     OPENSSL_cleanse(v->stage, wire_len(v, 0));
     for (int i = 0; i < 2; i++) {
         if (v->lanes[i].plain != NULL) {
-            OPENSSL_cleanse(v->lanes[i].plain, v->info.chunk_size);
+            OPENSSL_cleanse(v->lanes[i].plain, (size_t)v->lane_chunks * v->info.chunk_size);
         }
     }
 }
@@ -243,19 +269,31 @@ ts_err ts_fw_verifier_feed(ts_fw_verifier *v, const uint8_t *data, size_t len,
             len -= take;
             if (v->fill == want) {
                 v->fill = 0;
-                rv = run_one(v, v->stage, want, release, ctx);
+                rv = run_one(v, v->stage, 1, release, ctx);
             }
             continue;
         }
-        size_t want2 = v->next + 1 < v->info.chunks ? wire_len(v, v->next + 1) : 0;
-        if (want2 > 0 && len - want >= want2 && worker_start(v) == 0) {
-            rv = run_two(v, data, want, want2, release, ctx);
-            want += want2;
-        } else {
-            rv = run_one(v, data, want, release, ctx);
+        /* The whole chunks here, at most two lanes' worth. */
+        uint32_t n = 0;
+        size_t bytes = 0;
+        while (n < 2 * v->lane_chunks && v->next + n < v->info.chunks &&
+               bytes + wire_len(v, v->next + n) <= len) {
+            bytes += wire_len(v, v->next + n);
+            n++;
         }
-        data += want;
-        len -= want;
+        if (n >= 2 && worker_start(v) == 0) {
+            uint32_t first = (n + 1) / 2;
+            rv = run_two(v, data, first, n - first, release, ctx);
+        } else {
+            n = n < v->lane_chunks ? n : v->lane_chunks;
+            bytes = 0;
+            for (uint32_t k = 0; k < n; k++) {
+                bytes += wire_len(v, v->next + k);
+            }
+            rv = run_one(v, data, n, release, ctx);
+        }
+        data += bytes;
+        len -= bytes;
     }
     if (rv != TS_OK) {
         fail(v);

@@ -77,11 +77,15 @@ static ts_err setup_lanes(ts_fw_verifier *v)
     v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     v->stage = malloc(wire);
     int bad = v->sha256 == NULL || v->stage == NULL;
+    v->lane_chunks = FW_LANE_BYTES / v->info.chunk_size;
+    if (v->lane_chunks == 0) {
+        v->lane_chunks = 1;
+    }
     for (int i = 0; !bad && i < 2; i++) {
         v->lanes[i].md = EVP_MD_CTX_new();
         bad = v->lanes[i].md == NULL;
         if (!bad && v->decrypt) {
-            v->lanes[i].plain = malloc(v->info.chunk_size);
+            v->lanes[i].plain = malloc((size_t)v->lane_chunks * v->info.chunk_size);
             bad = v->lanes[i].plain == NULL;
         }
     }
@@ -197,7 +201,7 @@ void ts_fw_verifier_free(ts_fw_verifier *v)
         EVP_CIPHER_CTX_free(v->lanes[i].gcm);
         EVP_MD_CTX_free(v->lanes[i].md);
         if (v->lanes[i].plain != NULL) {
-            OPENSSL_cleanse(v->lanes[i].plain, v->info.chunk_size);
+            OPENSSL_cleanse(v->lanes[i].plain, (size_t)v->lane_chunks * v->info.chunk_size);
             free(v->lanes[i].plain);
         }
     }

@@ -7,17 +7,22 @@
 /* What a lane (the caller's thread, or the helper thread) made of one chunk. */
 enum fw_lane_result { FW_LANE_OK, FW_LANE_TAG, FW_LANE_DIGEST, FW_LANE_CRYPTO };
 
-/* One thread's tools for one chunk at a time. */
+/* Bytes of plaintext one lane takes per job: large enough that handing a job to the helper
+ * thread costs little next to the work, small enough to keep memory constant. */
+enum { FW_LANE_BYTES = 512 * 1024 };
+
+/* One thread's tools for one job: consecutive whole chunks. */
 typedef struct fw_lane {
     EVP_CIPHER_CTX *gcm; /* keyed for decryption, when the payload is encrypted */
     EVP_MD_CTX *md;
-    uint8_t *plain; /* chunk_size bytes: the decrypted chunk (encrypted payloads only) */
-    /* The job: chunk index of wire bytes in[in_len]; out/out_len: what may be released. */
+    uint8_t *plain; /* lane_chunks * chunk_size bytes: decrypted chunks (encrypted payloads) */
+    /* The job: count chunks from index, whose wire bytes lie back to back at in. */
     uint32_t index;
+    uint32_t count;
     const uint8_t *in;
-    size_t in_len;
-    const uint8_t *out;
-    size_t out_len;
+    /* The outcome: the first done chunks passed; when done < count, chunk index + done failed
+     * with result. */
+    uint32_t done;
     enum fw_lane_result result;
 } fw_lane;
 
@@ -37,12 +42,14 @@ struct ts_fw_verifier {
     uint32_t next;   /* index of the chunk being filled */
     uint64_t fed;
     int failed;
-    fw_lane lanes[2];  /* [0] the caller's thread, [1] the helper thread */
-    fw_worker *worker; /* started on the first feed with two whole chunks; NULL: serial */
-    int no_worker;     /* the helper thread could not be started: stay serial */
+    fw_lane lanes[2];     /* [0] the caller's thread, [1] the helper thread */
+    uint32_t lane_chunks; /* chunks in one lane's job at most */
+    fw_worker *worker;    /* started on the first feed with two whole chunks; NULL: serial */
+    int no_worker;        /* the helper thread could not be started: stay serial */
 };
 
-/* Runs lane's job (decrypt when needed, hash, compare) on the calling thread. */
+/* Runs lane's job (decrypt when needed, hash, compare, chunk by chunk, stopping at the first
+ * failure) on the calling thread. */
 void fw_lane_run(const ts_fw_verifier *v, fw_lane *lane);
 
 /* Stops and frees the helper thread. */
