@@ -168,4 +168,46 @@ assert_match "$(cat "$W/serve-c.out")" "device $UID_C: $(basename "$BUNDLE_C"): 
 run_ok "the batch device's receipt verifies with openssl" openssl dgst -sha256 \
     -verify "$RTP_C/$UID_C/device.pem" -signature "$BUNDLE_C.receipt.sig" "$BUNDLE_C.receipt"
 
+# --- a fleet key for encrypted firmware, sent end to end, then used by the verifier ----------------
+openssl ecparam -name prime256v1 -genkey -noout -out "$W/fleet.pem" 2>/dev/null
+openssl ec -in "$W/fleet.pem" -pubout -out "$W/fleet.pub" 2>/dev/null
+RTP_F=$TS_TEST_TMP/rtp-fleet
+run_ok "export the fleet key to A" "$TESSERA" rtp export --device "$UID_A" --keystore "$KS_A" \
+    --out "$RTP_F" --object fw.group.fleet-1="$W/fleet.pem"
+"$TESSERA" rtp serve --dir "$RTP_F" --listen 127.0.0.1:0 --timeout 10 --once \
+    >"$W/serve-f.out" 2>"$W/serve-f.err" &
+SERVE_F=$!
+on_exit "kill $SERVE_F 2>/dev/null || true"
+PORT_F=
+for _ in $(seq 1 50); do
+    PORT_F=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$W/serve-f.out")
+    [ -n "$PORT_F" ] && break
+    sleep 0.1
+done
+[ -n "$PORT_F" ] || fail "rtp serve did not start: $(cat "$W/serve-f.err")"
+run_ok "A imports the fleet key" "$AGENT" rtp 127.0.0.1 "$PORT_F" --keystore "$KS_A" \
+    --state "$W/state-a"
+assert_match "$OUT" '^bundle 1: imported fw.group.fleet-1$' "fw.group.fleet-1 imported"
+wait "$SERVE_F" || fail "rtp serve --once failed: $(cat "$W/serve-f.err")"
+SKS="soft:$W/signer-ks?pin-value=5555"
+run_ok "a signer key store" "$TESSERA" keystore init --keystore "$SKS" --so-pin unused-3
+run_ok "the signer's key" "$TESSERA" keystore genkey --keystore "$SKS" --label fw
+run_ok "its CSR" "$TESSERA" keystore csr --keystore "$SKS" --label fw --subject "/CN=fw-signer" \
+    --out "$W/fw.csr"
+run_ok "a firmware signer" "$TESSERA" cert issue --csr "$W/fw.csr" --profile firmware-signer \
+    --out "$W/fw.pem"
+"$TESSERA" ca show --issuing >"$W/issuing.pem"
+"$TESSERA" ca show --root >"$W/root.pem"
+head -c 200000 /dev/urandom >"$W/image.bin"
+run_ok "an update encrypted to the fleet key" "$TESSERA" fw sign --key "$SKS" --label fw \
+    --cert "$W/fw.pem" --chain "$W/issuing.pem" --version 3 --hw board-r \
+    --encrypt-to-group fleet-1 --group-key "$W/fleet.pub" "$W/image.bin" -o "$W/update.tsfw"
+run_ok "A decrypts it in its key store" "$TESSERA" fw verify --trust "$W/root.pem" \
+    --keystore "$KS_A" --label fw.group.fleet-1 --out "$W/image.out" "$W/update.tsfw"
+cmp -s "$W/image.bin" "$W/image.out" || fail "the decrypted image differs"
+pass "the image decrypted with the delivered fleet key is the original"
+expect_status 1 "B, without the fleet key, cannot" "$TESSERA" fw verify --trust "$W/root.pem" \
+    --keystore "$KS_B" --label fw.group.fleet-1 --out "$W/image.b" "$W/update.tsfw"
+[ ! -e "$W/image.b" ] || fail "a refused decryption wrote an image"
+
 finish
