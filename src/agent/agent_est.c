@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "agent/agent_rekey.h"
 #include "agent/agent_internal.h"
 #include "common/error_internal.h"
 #include "tessera/est.h"
@@ -237,8 +238,11 @@ static ts_err pop_challenge(const agent_http_conn *conn, char **out)
  * over one connection, so that a CSR that must prove possession carries that connection's
  * binding; the CSR is made between the two.
  */
+/* *unknown is set when the request may have been carried out by the service although this
+ * call fails: it was sent and no refusal came back, or a certificate came back and was not
+ * committed. */
 static ts_err est_run(ts_agent *agent, const ts_agent_est_opts *opts, const est_exchange *x,
-                      uint64_t *generation)
+                      uint64_t *generation, int *unknown)
 {
     char url[URL_MAX];
     X509_STORE *roots = NULL;
@@ -284,16 +288,20 @@ static ts_err est_run(ts_agent *agent, const ts_agent_est_opts *opts, const est_
     if (rv == TS_OK) {
         rv = agent_csr_make_ex(agent->ks, x->key_label, x->subject, x->san_from, challenge, &csr);
     }
+    *unknown = 0;
     if (rv == TS_OK) {
         rv = agent_http_conn_do(conn, url, csr, x->password, pop, &resp);
+        *unknown = rv != TS_OK;
     }
     if (rv != TS_OK) {
         goto done;
     }
     if (resp.status != 200) {
+        *unknown = resp.status >= 500;
         rv = refusal(resp.status, &resp, x->op);
         goto done;
     }
+    *unknown = 1; /* certified: until the commit, the device does not hold it */
     rv = agent_est_certs_decode(resp.body, resp.len, &certs);
     for (int i = 0; rv == TS_OK && i < sk_X509_num(cacerts); i++) {
         if (sk_X509_push(certs, sk_X509_value(cacerts, i)) <= 0) {
@@ -308,6 +316,9 @@ static ts_err est_run(ts_agent *agent, const ts_agent_est_opts *opts, const est_
     }
     if (rv == TS_OK) {
         rv = agent_identity_commit(agent->ks, x->key_label, leaf, chain, generation);
+    }
+    if (rv == TS_OK) {
+        *unknown = 0;
     }
 done:
     agent_http_conn_free(conn);
@@ -385,7 +396,8 @@ ts_err ts_agent_enroll(ts_agent *agent, const ts_agent_est_opts *opts)
     x.client_chain = factory_chain;
     x.client_key_label = opts->factory_key != NULL ? opts->factory_key : key_label;
     x.password = password;
-    rv = est_run(agent, opts, &x, &generation);
+    int unknown = 0;
+    rv = est_run(agent, opts, &x, &generation, &unknown);
     if (rv == TS_OK && password != NULL) {
         /* The code has done its work; keeping the secret gains nothing. A failure here leaves
          * only a spent code behind, so it is not an enrollment failure. */
@@ -402,29 +414,6 @@ done:
         OPENSSL_clear_free(password, code_len + 1);
     }
     return rv;
-}
-
-/* Makes the key of a rekey under a label no pointer ever named. */
-static ts_err rekey_key(ts_keystore *ks, const agent_pointer *cur, char label[TS_LABEL_MAX + 1])
-{
-    ts_err rv;
-
-    /* The commit gives the next generation to key and certificate alike. */
-    snprintf(label, TS_LABEL_MAX + 1, "%s%" PRIu64, AGENT_KEY_PREFIX, cur->generation + 1);
-    if (strcmp(label, cur->key) == 0) {
-        return ts_error_set(TS_ERR_CORRUPT,
-                            "the identity pointer names key '%s' at generation "
-                            "%" PRIu64,
-                            cur->key, cur->generation);
-    }
-    /* A key under this label can only be left by an attempt cut short: never used, never named. */
-    rv = ts_keystore_delete(ks, label);
-    if (rv != TS_OK && rv != TS_ERR_NOT_FOUND) {
-        return ts_error_prefix(rv, "removing the unfinished key '%s'", label);
-    }
-    ts_error_clear();
-    rv = ts_keystore_generate(ks, label, TS_CURVE_P256);
-    return rv != TS_OK ? ts_error_prefix(rv, "making the new key '%s'", label) : TS_OK;
 }
 
 ts_err ts_agent_reenroll(ts_agent *agent, const ts_agent_est_opts *opts, unsigned threshold_days,
@@ -450,35 +439,44 @@ ts_err ts_agent_reenroll(ts_agent *agent, const ts_agent_est_opts *opts, unsigne
         threshold_days = TS_AGENT_THRESHOLD_DEFAULT;
     }
     due = time(NULL) + (time_t)threshold_days * 86400;
-    if (!force && X509_cmp_time(X509_get0_notAfter(cert), &due) > 0) {
+    /* A rekey whose answer was lost is finished first, due or not: the service may have
+     * revoked the certificate in hand already. */
+    int pending = agent_rekey_pending(agent->ks, &cur);
+    int rekey = opts->rekey || pending, resumed = 0, unknown = 0;
+    if (!force && !pending && X509_cmp_time(X509_get0_notAfter(cert), &due) > 0) {
         goto done; /* not due yet */
     }
-    if (opts->rekey) {
-        rv = rekey_key(agent->ks, &cur, new_key);
+    if (rekey) {
+        rv = agent_rekey_begin(agent->ks, &cur, new_key, &resumed);
         if (rv != TS_OK) {
             goto done;
         }
     }
     memset(&x, 0, sizeof x);
     x.op = "simplereenroll";
-    x.key_label = opts->rekey ? new_key : cur.key;
+    x.key_label = rekey ? new_key : cur.key;
     x.subject = X509_get_subject_name(cert);
     x.san_from = cert;
     x.keep_subject = X509_get_subject_name(cert);
     x.client_cert = cert;
     x.client_chain = chain;
     x.client_key_label = cur.key;
-    rv = est_run(agent, opts, &x, &generation);
+    rv = est_run(agent, opts, &x, &generation, &unknown);
     *renewed = rv == TS_OK;
-    if (rv != TS_OK && new_key[0] != '\0') {
-        /* The pointer still names the old key; the new one is of no use. */
-        ts_err keep = rv;
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", ts_error_message());
-        if (ts_keystore_delete(agent->ks, new_key) != TS_OK) {
-            ts_error_clear();
+    if (rekey) {
+        agent_rekey_outcome outcome = rv == TS_OK ? AGENT_REKEY_DONE
+                                      : unknown   ? AGENT_REKEY_UNKNOWN
+                                                  : AGENT_REKEY_REFUSED;
+        if (rv != TS_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", ts_error_message());
+            rv = ts_error_set(rv, "%s%s", msg,
+                              outcome == AGENT_REKEY_UNKNOWN
+                                  ? "; the outcome is unknown: the new key is kept, and the next "
+                                    "reenroll asks for its certificate again"
+                                  : "");
         }
-        rv = ts_error_set(keep, "%s", msg);
+        agent_rekey_end(agent->ks, new_key, outcome);
     }
 done:
     X509_free(cert);

@@ -37,7 +37,7 @@
         {.method = "POST",                                                                         \
          .pattern = prefix "/simplereenroll",                                                      \
          .handler = svc_est_simplereenroll,                                                        \
-         .auth = SVC_AUTH_CLIENT,                                                                  \
+         .auth = SVC_AUTH_HANDLER, /* the client certificate; a superseded one may ask again */    \
          .flags = SVC_ROUTE_BODY,                                                                  \
          .summary = "EST: renew or rekey the client certificate (same subject and SANs)",          \
          .content_type = EST_CT_PKCS10},                                                           \

@@ -87,8 +87,7 @@ static void est_refused(svc_request *r, ts_err rv)
     est_reply_err(r, rv);
 }
 
-/* RFC 7030 section 4.2.3: the new certificate as a certs-only. */
-static void reply_cert(svc_request *r, X509 *cert)
+void est_reply_cert(svc_request *r, X509 *cert)
 {
     uint8_t *der = NULL;
     size_t len = 0;
@@ -292,7 +291,7 @@ static void enroll(svc_request *r, int keygen)
     if (keygen) {
         reply_keygen(r, key, cert);
     } else {
-        reply_cert(r, cert);
+        est_reply_cert(r, cert);
     }
 cleanup:
     X509_free(cert);
@@ -372,7 +371,19 @@ void svc_est_simplereenroll(svc_request *r)
     ts_err rv;
 
     memset(&row, 0, sizeof row);
-    if (!est_tenant(r, &t) || !client_identity(r, &t, cn) || !est_body_csr(r, &der, &len, &csr) ||
+    if (!est_tenant(r, &t)) {
+        goto cleanup;
+    }
+    /* A certificate superseded by a rekey whose answer the device never got: the same request
+     * again is answered with the certificate already issued (svc_est_redeliver.c). */
+    if (r->client_cert != NULL && r->client_revoked && r->client_tenant.id == t.id) {
+        if (est_body_csr(r, &der, &len, &csr) && !est_rekey_redeliver(r, &t, csr)) {
+            est_reply_text(r, 401, "the client certificate (serial %s) is revoked",
+                           r->client_serial);
+        }
+        goto cleanup;
+    }
+    if (!client_identity(r, &t, cn) || !est_body_csr(r, &der, &len, &csr) ||
         !current_cert(r, &t, &row)) {
         goto cleanup;
     }
@@ -405,7 +416,7 @@ void svc_est_simplereenroll(svc_request *r)
     if (!renew) {
         svc_metrics_revoked(1); /* the superseded certificate */
     }
-    reply_cert(r, cert);
+    est_reply_cert(r, cert);
 cleanup:
     X509_free(cert);
     ts_profile_free(profile);

@@ -63,6 +63,17 @@ int est_pop(svc_request *r, int required, const char *profile, X509_REQ *csr);
 /* The audit actor of a request, as the router names principals ("device:CN", "claim:PREFIX"). */
 void est_actor(svc_request *r, const char *kind, const char *who);
 
+/* RFC 7030 section 4.2.3: a certificate as a certs-only reply (200). */
+void est_reply_cert(svc_request *r, X509 *cert);
+
+/*
+ * simplereenroll by a certificate revoked as superseded (svc_est_redeliver.c): when the CSR is
+ * for the key of a current certificate of the same device and subject, signed by that key (and
+ * bound to the channel when the profile demands it), answers that certificate and returns 1; a
+ * reply already sent (a refused proof of possession) also returns 1. 0: nothing answered.
+ */
+int est_rekey_redeliver(svc_request *r, const ts_tenant_row *t, X509_REQ *csr);
+
 /* --- Claim codes in HTTP Basic (svc_est_claim.c) --------------------------------------------- */
 
 enum {

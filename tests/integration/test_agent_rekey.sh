@@ -270,5 +270,38 @@ run_ok "TLS 1.2: enroll with proof of possession" sagent enroll --tls12 --tenant
     --server "$SERVE_URL" --trust "$ROOT"
 assert_match "$OUT" '^enrolled' "TLS 1.2: enrolled"
 
+# --- kill -9 during rekeys: the next rekey always succeeds ----------------------------------------
+# The service certifies the new key and revokes the old certificate in one transaction; a kill
+# after that and before the device commits leaves it holding a revoked certificate. The recorded
+# key is asked for again and the service answers with the certificate it issued. Each trial kills
+# a rekey at a random moment within the time one takes, then rekeys to the end.
+trials=30
+[ "${TS_SANITIZE:-0}" != 1 ] || trials=10
+start=$(date +%s%N)
+run_ok "one rekey, timed" sagent reenroll --force --rekey --tenant acme --server "$SERVE_URL" \
+    --trust "$ROOT"
+span_ms=$((($(date +%s%N) - start) / 1000000 + 30))
+resumed=0
+for i in $(seq 1 "$trials"); do
+    "$AGENT" reenroll --force --rekey --tenant acme --keystore "$SKS" --state "$SSTATE" \
+        --server "$SERVE_URL" --trust "$ROOT" >/dev/null 2>&1 &
+    pid=$!
+    ms=$((RANDOM % span_ms))
+    sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if "$TESSERA" keystore list --keystore "$SKS" | grep -q '^identity\.rekey'; then
+        resumed=$((resumed + 1))
+    fi
+    run_capture sagent reenroll --force --rekey --tenant acme --server "$SERVE_URL" --trust "$ROOT"
+    [ "$RC" -eq 0 ] || fail "after kill -9 #$i (at $ms ms) the next rekey fails: $ERR"
+done
+pass "$trials kills during rekeys: the next rekey succeeded every time ($resumed resumed a recorded key)"
+run_ok "status after the kills" sagent status --trust "$ROOT"
+SERIAL_K=$(field serial "$OUT")
+run_ok "the current certificate is valid at the service" "$TESSERA" cert list --tenant acme
+grep -qi "^$SERIAL_K"$'\t'"valid"$'\t' <<<"$OUT" || fail "certificate $SERIAL_K is not valid: $OUT"
+pass "certificate $SERIAL_K is valid"
+
 serve_stop
 finish

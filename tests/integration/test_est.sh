@@ -101,10 +101,31 @@ assert_eq "$(openssl x509 -in "$WORK/device-new.pem" -noout -pubkey)" \
 run_ok "the re-enrolled certificate verifies" openssl verify -CAfile "$DIR/root.pem" \
     -untrusted <("$TESSERA" ca show --issuing) "$WORK/device-new.pem"
 
-# The rekey superseded the old certificate: it no longer authenticates.
+# The rekey superseded the old certificate. The same request again, as a device sends it when the
+# answer was lost, gets the certificate already issued, and nothing else changes; any other
+# request by the superseded certificate is refused.
+before=$(certs_count default)
 est_call --cert "$WORK/device.pem" --key "$WORK/device.key" -H 'Content-Type: application/pkcs10' \
     --data-binary @"$WORK/renew.csr" "$SERVE_URL/.well-known/est/simplereenroll"
-assert_eq "$STATUS" 401 "the superseded certificate cannot re-enroll"
+assert_eq "$STATUS" 200 "the lost answer of the rekey is given again"
+base64 -d <<<"$BODY" | openssl pkcs7 -inform DER -print_certs >"$WORK/again.pem"
+assert_eq "$(openssl x509 -in "$WORK/again.pem" -noout -fingerprint -sha256)" \
+    "$(openssl x509 -in "$WORK/device-new.pem" -noout -fingerprint -sha256)" \
+    "...the very certificate issued by the rekey"
+assert_eq "$(certs_count default)" "$before" "...and nothing is issued"
+openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/device-third.key"
+openssl x509 -x509toreq -in "$WORK/device.pem" -key "$WORK/device-third.key" |
+    openssl req -outform DER | base64 >"$WORK/third.csr"
+est_call --cert "$WORK/device.pem" --key "$WORK/device.key" -H 'Content-Type: application/pkcs10' \
+    --data-binary @"$WORK/third.csr" "$SERVE_URL/.well-known/est/simplereenroll"
+assert_eq "$STATUS" 401 "the superseded certificate cannot rekey to another key"
+openssl x509 -x509toreq -in "$WORK/device.pem" -key "$WORK/device.key" |
+    openssl req -outform DER | base64 >"$WORK/old-key.csr"
+est_call --cert "$WORK/device.pem" --key "$WORK/device.key" -H 'Content-Type: application/pkcs10' \
+    --data-binary @"$WORK/old-key.csr" "$SERVE_URL/.well-known/est/simplereenroll"
+assert_eq "$STATUS" 401 "...nor renew its own key"
+assert_match "$BODY" 'is revoked' "...saying it is revoked"
+assert_eq "$(certs_count default)" "$before" "refusals issue nothing"
 
 # --- Claim codes: used up, expired, revoked: 401 and nothing changes ------------------------------
 before=$(certs_count default)
