@@ -11,7 +11,8 @@
 #include "common/error_internal.h"
 #include "common/file_internal.h"
 
-ts_err ts_agent_open(const char *keystore_uri, const char *state_dir, ts_agent **out)
+static ts_err agent_open(const char *keystore_uri, const char *state_dir, int lock_it,
+                         ts_agent **out)
 {
     char lock[PATH_MAX];
     ts_agent *a = NULL;
@@ -35,7 +36,7 @@ ts_err ts_agent_open(const char *keystore_uri, const char *state_dir, ts_agent *
     }
     a->lock_fd = -1;
     /* One agent at a time per device: enrollments must not interleave their commits. */
-    rv = ts_file_lock(lock, &a->lock_fd);
+    rv = lock_it ? ts_file_lock(lock, &a->lock_fd) : TS_OK;
     if (rv == TS_OK) {
         rv = ts_keystore_open(keystore_uri, &a->ks);
     }
@@ -45,6 +46,16 @@ ts_err ts_agent_open(const char *keystore_uri, const char *state_dir, ts_agent *
     }
     *out = a;
     return TS_OK;
+}
+
+ts_err ts_agent_open(const char *keystore_uri, const char *state_dir, ts_agent **out)
+{
+    return agent_open(keystore_uri, state_dir, 1, out);
+}
+
+ts_err agent_open_unlocked(const char *keystore_uri, const char *state_dir, ts_agent **out)
+{
+    return agent_open(keystore_uri, state_dir, 0, out);
 }
 
 void ts_agent_free(ts_agent *agent)

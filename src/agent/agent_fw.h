@@ -17,6 +17,10 @@
 
 #define AGENT_FW_DOWNLOAD "fw.download" /* a partial download, kept to resume it */
 
+/* Bytes per read of an update file being applied: several chunks, so the verifier can check
+ * them on two threads (docs/firmware.md); memory stays this plus the verifier's. */
+enum { AGENT_FW_READ = 1024 * 1024 };
+
 /* What fw setup changes; NULL / 0 members keep what is configured. */
 typedef struct agent_fw_setup_opts {
     const char *slot_a;
@@ -37,7 +41,7 @@ TS_MUST_CHECK ts_err agent_fw_setup(ts_agent *a, const char *state_dir,
 
 typedef struct agent_fw_apply_opts {
     const char *state_dir;
-    size_t read_size;       /* bytes per read of the update file; 0: FW_IO_CHUNK */
+    size_t read_size;       /* bytes per read of the update file; 0: AGENT_FW_READ */
     const char *sha256;     /* NULL, or the hex SHA-256 the whole update file must have */
     const char *trust_file; /* URL: PEM roots the service must chain to; NULL: the datastore's */
     long timeout;           /* URL: seconds without progress before giving up; 0: default */

@@ -33,7 +33,6 @@ typedef struct apply_job {
     int slot_fd;
     uint64_t written;
     int write_errno;
-    EVP_MD_CTX *whole; /* SHA-256 of the whole file, when one is expected */
     uint8_t *manifest;
     size_t manifest_len;
     ts_fw_verifier *v;
@@ -55,9 +54,6 @@ static ts_err read_exact(apply_job *j, uint8_t *buf, size_t len, const char *wha
             return ts_error_set(TS_ERR_INVALID, "the update file is truncated in its %s", what);
         }
         done += (size_t)n;
-    }
-    if (j->whole != NULL && EVP_DigestUpdate(j->whole, buf, len) != 1) {
-        return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot hash the update file");
     }
     return TS_OK;
 }
@@ -243,10 +239,6 @@ static ts_err stream_payload(apply_job *j, size_t read_size)
         if (n == 0) {
             break;
         }
-        if (j->whole != NULL && EVP_DigestUpdate(j->whole, buf, (size_t)n) != 1) {
-            rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot hash the update file");
-            break;
-        }
         rv = ts_fw_verifier_feed(j->v, buf, (size_t)n, write_chunk, j);
         if (rv != TS_OK && j->write_errno != 0) {
             rv = ts_error_set(TS_ERR_IO, "cannot write slot %c: %s", fw_slot_name(j->target),
@@ -260,14 +252,46 @@ static ts_err stream_payload(apply_job *j, size_t read_size)
     return rv;
 }
 
-static ts_err check_whole(apply_job *j, const char *want_hex)
+/* The whole file against the SHA-256 it is expected to have (an offered release), read once
+ * before anything else, so a file other than the one offered never reaches the slot. */
+static ts_err pin_check(const char *path, const char *want_hex)
 {
-    uint8_t md[32];
+    uint8_t md[32], buf[FW_IO_CHUNK];
     char hex[65];
     unsigned mdlen = 0;
+    ts_err rv = TS_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
-    if (EVP_DigestFinal_ex(j->whole, md, &mdlen) != 1 || mdlen != sizeof md) {
-        return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot hash the update file");
+    if (fd < 0) {
+        EVP_MD_CTX_free(ctx);
+        return ts_error_set(errno == ENOENT ? TS_ERR_NOT_FOUND : TS_ERR_IO,
+                            "cannot open the update file %s: %s", path, strerror(errno));
+    }
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot hash the update file");
+    }
+    for (;;) {
+        ssize_t n = rv == TS_OK ? read(fd, buf, sizeof buf) : 0;
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            rv = ts_error_set(TS_ERR_IO, "cannot read the update file: %s", strerror(errno));
+        } else if (n > 0 && EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
+            rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot hash the update file");
+        }
+        if (n <= 0 || rv != TS_OK) {
+            break;
+        }
+    }
+    close(fd);
+    if (rv == TS_OK && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof md)) {
+        rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot hash the update file");
+    }
+    EVP_MD_CTX_free(ctx);
+    if (rv != TS_OK) {
+        return rv;
     }
     for (size_t i = 0; i < sizeof md; i++) {
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
@@ -330,26 +354,23 @@ static ts_err apply_file(apply_job *j, const char *path, const agent_fw_apply_op
         return rv;
     }
     j->target = 1 - j->st.active;
+    if (o->sha256 != NULL) {
+        rv = pin_check(path, o->sha256);
+        if (rv != TS_OK) {
+            return rv;
+        }
+    }
     j->in_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (j->in_fd < 0) {
         return ts_error_set(errno == ENOENT ? TS_ERR_NOT_FOUND : TS_ERR_IO,
                             "cannot open the update file %s: %s", path, strerror(errno));
-    }
-    if (o->sha256 != NULL) {
-        j->whole = EVP_MD_CTX_new();
-        if (j->whole == NULL || EVP_DigestInit_ex(j->whole, EVP_sha256(), NULL) != 1) {
-            return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot hash the update file");
-        }
     }
     rv = open_update(j);
     if (rv == TS_OK) {
         rv = open_slot(j, ts_fw_verifier_info(j->v)->size);
     }
     if (rv == TS_OK) {
-        rv = stream_payload(j, o->read_size > 0 ? o->read_size : FW_IO_CHUNK);
-    }
-    if (rv == TS_OK && j->whole != NULL) {
-        rv = check_whole(j, o->sha256);
+        rv = stream_payload(j, o->read_size > 0 ? o->read_size : AGENT_FW_READ);
     }
     if (rv == TS_OK) {
         rv = commit(j);
@@ -407,7 +428,6 @@ ts_err agent_fw_apply(ts_agent *a, const char *file_or_url, const agent_fw_apply
         (void)unlink(dl);
         (void)unlink(url_file);
     }
-    EVP_MD_CTX_free(j.whole);
     ts_fw_verifier_free(j.v);
     OPENSSL_clear_free(j.manifest, j.manifest_len);
     fw_unlock(lock);

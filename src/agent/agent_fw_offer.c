@@ -3,8 +3,9 @@
  * FW_UPDATE request carries,
  *   {"release": ID, "url": "https://...", "version": N, "sha256": HEX}
  * or the two arguments of a signed "fw-update" command, URL and SHA256. Read strictly, then applied
- * like `tessera-agent fw apply URL` with the whole file's SHA-256 pinned, so a file other than the
- * one offered is refused before it is looked at.
+ * like `tessera-agent fw apply URL` with the whole file's SHA-256 pinned: the downloaded file is
+ * hashed before anything of it is written, so a file other than the one offered never reaches the
+ * slot.
  */
 #include <inttypes.h>
 #include <stdio.h>

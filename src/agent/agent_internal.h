@@ -14,6 +14,14 @@ struct ts_agent {
     int lock_fd;
 };
 
+/*
+ * ts_agent_open() without the agent lock, for work that never touches the identity or the
+ * datastore and has its own lock (the firmware boot state: fw confirm and fw status), so that it
+ * runs while `tessera-agent run` holds the agent lock.
+ */
+TS_MUST_CHECK ts_err agent_open_unlocked(const char *keystore_uri, const char *state_dir,
+                                         ts_agent **out);
+
 /* --- the current identity (agent_identity.c) ------------------------------------------------ */
 
 #define AGENT_CERT_PREFIX  "identity.cert."

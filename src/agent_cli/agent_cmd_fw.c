@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "agent/agent_fw.h"
+#include "agent/agent_internal.h"
 #include "agent_cli/agent_cli.h"
 #include "agent_cli/agent_cmd_fw.h"
 
@@ -239,7 +240,11 @@ int agent_cmd_fw(int argc, char **argv)
         if (strcmp(a.verb, verbs[i].name) != 0) {
             continue;
         }
-        if (ts_agent_open(a.keystore, a.state, &agent) != TS_OK) {
+        /* confirm and status touch only the boot state (under fw.lock) and key-store counters,
+         * so they do not wait for a running agent's lock. */
+        int shared = strcmp(a.verb, "confirm") == 0 || strcmp(a.verb, "status") == 0;
+        if ((shared ? agent_open_unlocked(a.keystore, a.state, &agent)
+                    : ts_agent_open(a.keystore, a.state, &agent)) != TS_OK) {
             return agent_fail();
         }
         status = verbs[i].run(agent, &a);

@@ -342,4 +342,73 @@ for n in $QUEUED; do
 done
 pass "the messages queued while the broker was down arrived after the restart"
 assert_no_match "$OUT" 'dropped' "nothing dropped"
+
+# --- a signed fw-update command: the running agent downloads the release and applies it --------------
+FWKS="soft:$WORK/fw-signer?pin-value=fw-run-pin-1234"
+run_ok "a firmware signer's key store" "$TESSERA" keystore init --keystore "$FWKS"
+run_ok "the firmware signer's key" "$TESSERA" keystore genkey --keystore "$FWKS" --label fw
+run_ok "its csr" "$TESSERA" keystore csr --keystore "$FWKS" --label fw \
+    --subject "/CN=run-release-signer" --out "$WORK/fw.csr"
+run_ok "the firmware-signer certificate" "$TESSERA" cert issue --csr "$WORK/fw.csr" \
+    --profile firmware-signer --out "$WORK/fw-signer.pem"
+{
+    printf '#!/bin/sh\necho "image v1"\n'
+    head -c 6000 /dev/urandom | od -An -tx1 | sed 's/^/# /'
+} >"$WORK/fw-img1"
+run_ok "sign v1 for board-r" "$TESSERA" fw sign --key "$FWKS" --label fw \
+    --cert "$WORK/fw-signer.pem" --chain "$WORK/issuing.pem" --version 1 --hw board-r \
+    --chunk-size 4096 "$WORK/fw-img1" -o "$WORK/fw-v1.tsfw"
+run_ok "publish v1 for this device" "$TESSERA" fw publish "$WORK/fw-v1.tsfw" --device "$UID_"
+FW_REL=$(sed -n 's/^published: release \([0-9a-f]*\) .*/\1/p' <<<"$OUT")
+[ -n "$FW_REL" ] || fail "no release id in: $OUT"
+FW_URL=$SERVE_URL/agent/v1/firmware/$FW_REL
+FW_SHA=$(sha256sum "$WORK/fw-v1.tsfw" | cut -d' ' -f1)
+fw() { "$AGENT" fw "$@" --keystore "$KS" --state "$STATE"; }
+run_ok "fw setup" fw setup --slot-a "$WORK/fw-slot-a" --slot-b "$WORK/fw-slot-b" --hw board-r \
+    --roots "$ROOT"
+"${RUN[@]}" --mqtt "127.0.0.1:$PORT" --trust "$ROOT" --server "$SERVE_URL" --interval 5 \
+    >"$WORK/fw-agent.out" 2>&1 &
+APID=$!
+on_exit kill "$APID"
+wait_for "$WORK/fw-agent.out" '^connected ' 15
+sleep 0.5 # the subscription to the commands topic
+FW_STATE=$(sha256sum "$STATE/fw.state" | cut -d' ' -f1)
+sign 11 c-fw-args fw-update "$FW_URL" >"$WORK/fw-args.der"
+send "$WORK/fw-args.der"
+wait_for "$WORK/fw-agent.out" '^command c-fw-args fw-update: failed: ' 15
+assert_match "$(cat "$WORK/fw-agent.out")" \
+    '^command c-fw-args fw-update: failed: fw-update takes two arguments: URL and SHA256$' \
+    "fw-update with one argument fails, saying what it takes"
+ZERO=$(printf '0%.0s' $(seq 64))
+sign 12 c-fw-sha fw-update "$FW_URL" "$ZERO" >"$WORK/fw-sha.der"
+send "$WORK/fw-sha.der"
+wait_for "$WORK/fw-agent.out" '^command c-fw-sha fw-update: failed: ' 30
+assert_match "$(cat "$WORK/fw-agent.out")" \
+    "^command c-fw-sha fw-update: failed: release $FW_REL: the update file's SHA-256 $FW_SHA is not the expected $ZERO$" \
+    "fw-update with a wrong SHA256 fails, naming both digests"
+assert_eq "$(sha256sum "$STATE/fw.state" | cut -d' ' -f1)" "$FW_STATE" \
+    "...and leaves the boot state as it was"
+sign 13 c-fw fw-update "$FW_URL" "$FW_SHA" >"$WORK/fw.der"
+send "$WORK/fw.der"
+wait_for "$WORK/fw-agent.out" '^command c-fw fw-update: (done|failed)' 30
+assert_match "$(cat "$WORK/fw-agent.out")" '^command c-fw fw-update: done$' "fw-update runs"
+wait_count "$WORK/results.hex" . 13 10
+run_ok "the fw-update results verify" results
+assert_match "$OUT" '^c-fw-args 11 failed fw-update takes two arguments: URL and SHA256$' \
+    "result: one argument"
+assert_match "$OUT" "^c-fw-sha 12 failed release $FW_REL: the update file's SHA-256 $FW_SHA is not the expected $ZERO$" \
+    "result: wrong SHA256"
+assert_match "$OUT" "^c-fw 13 done applied release $FW_REL: version 1 to slot b, pending$" \
+    "result: applied release ID: version 1 to slot b, pending"
+# fw status does not wait for the running agent's lock.
+run_ok "fw status while the agent runs" timeout 20 "$AGENT" fw status --keystore "$KS" \
+    --state "$STATE"
+assert_match "$OUT" '^pending=b$' "slot b pending, seen while the agent runs"
+kill_pid "$APID"
+run_ok "fw status after fw-update" fw status
+assert_match "$OUT" '^pending=b$' "slot b pending"
+assert_match "$OUT" '^version\.b=1$' "...with version 1"
+assert_match "$OUT" '^counter=0$' "the counter is not raised before confirm"
+cmp -s "$WORK/fw-slot-b" "$WORK/fw-img1" || fail "slot b does not hold the image"
+pass "slot b holds the released image, byte for byte"
 finish
