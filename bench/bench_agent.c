@@ -1,5 +1,5 @@
 /*
- * bench_agent: how small the device side is. Three figures beside the targets of issue 5:
+ * bench_agent: how small the device side is. Three figures beside the device targets:
  *   agent_stripped  bytes of build/bin/tessera-agent after `strip` of a copy (everything the
  *                   executable holds: our code and the static libraries it links)
  *   device_code     text + data (`size`) of the device libraries' objects: ts_agent,
