@@ -313,6 +313,7 @@ static void init_cleanup(init_state *s)
         SRV_SO_PIN_FILE,
         SRV_SOFTHSM_CONF,
         SRV_TOKENS_DIR,
+        SRV_TOKENS_KEEP_DIR,
         SRV_SOFT_DIR,
         TS_CEREMONY_WRAPPED_FILE,
         SRV_SHARES_DIR,
