@@ -11,49 +11,6 @@
 #include "server/server_internal.h"
 #include "tessera/firmware.h"
 
-static ts_err answer_check(int64_t id, int ok, const char *code, const char *msg)
-{
-    if (id <= 0) {
-        return ts_error_set(TS_ERR_INVALID, "a result names no request");
-    }
-    if (!ok && (code == NULL || code[0] == '\0')) {
-        return ts_error_set(TS_ERR_INVALID, "the failed result for request %lld has no error code",
-                            (long long)id);
-    }
-    if (code != NULL && strlen(code) > TS_JOB_CODE_MAX) {
-        return ts_error_set(TS_ERR_INVALID, "an error code is at most %d characters",
-                            TS_JOB_CODE_MAX);
-    }
-    if (msg != NULL && strlen(msg) > TS_JOB_MESSAGE_MAX) {
-        return ts_error_set(TS_ERR_INVALID, "an error message is at most %d characters",
-                            TS_JOB_MESSAGE_MAX);
-    }
-    return TS_OK;
-}
-
-/* In the open transaction: each job answer, settling (and auditing) the jobs it completes. */
-static ts_err jobs_record(ts_ca *ca, const ts_tenant_row *t, const char *uid,
-                          const ts_job_answer *answers, size_t count, time_t now)
-{
-    ts_err rv = TS_OK;
-    for (size_t i = 0; rv == TS_OK && i < count; i++) {
-        int64_t job_id = 0;
-        ts_job_state state = TS_JOB_PENDING;
-        rv = ts_store_job_answer(ca->store, t->id, uid, &answers[i], now, &job_id);
-        if (rv == TS_OK) {
-            rv = ts_store_job_settle(ca->store, job_id, now, &state);
-        }
-        if (rv == TS_OK && state != TS_JOB_PENDING) {
-            char object[32];
-            snprintf(object, sizeof object, "%lld", (long long)job_id);
-            rv = srv_audit(ca, state == TS_JOB_DONE ? "job.done" : "job.failed", object,
-                           srv_json("{s:s, s:s, s:s}", "tenant", t->name, "device", uid, "state",
-                                    ts_job_state_name(state)));
-        }
-    }
-    return rv;
-}
-
 static ts_err offers_record(ts_ca *ca, const ts_tenant_row *t, const char *uid,
                             const ts_fw_offer_answer *offers, size_t n, time_t now)
 {
@@ -83,12 +40,11 @@ ts_err ts_ca_fw_session_record(ts_ca *ca, const char *tenant, const char *uid,
     }
     ts_err rv = ts_device_uid_check(uid);
     for (size_t i = 0; rv == TS_OK && i < count; i++) {
-        rv = answer_check(answers[i].request_id, answers[i].ok, answers[i].error_code,
-                          answers[i].error_message);
+        rv = srv_job_answer_check(&answers[i]);
     }
     for (size_t i = 0; rv == TS_OK && i < noffers; i++) {
-        rv = answer_check(offers[i].offer_id, offers[i].ok, offers[i].error_code,
-                          offers[i].error_message);
+        rv = srv_answer_check(offers[i].offer_id, offers[i].ok, offers[i].error_code,
+                              offers[i].error_message);
     }
     if (rv == TS_OK && status_json != NULL) {
         memset(&dev, 0, sizeof dev);
@@ -114,7 +70,7 @@ ts_err ts_ca_fw_session_record(ts_ca *ca, const char *tenant, const char *uid,
     }
     time_t now = time(NULL);
     /* The answers first: a refused one leaves the stored report as it was. */
-    rv = jobs_record(ca, &t, uid, answers, count, now);
+    rv = srv_job_answers_record(ca, &t, uid, answers, count, now);
     if (rv == TS_OK) {
         rv = offers_record(ca, &t, uid, offers, noffers, now);
     }

@@ -53,33 +53,38 @@ ts_err ts_ca_job_next(ts_ca *ca, const char *tenant, const char *device_uid,
     return rv;
 }
 
-static ts_err answer_check(const ts_job_answer *a)
+ts_err srv_answer_check(int64_t id, int ok, const char *code, const char *message)
 {
-    if (a->request_id <= 0) {
+    if (id <= 0) {
         return ts_error_set(TS_ERR_INVALID, "a result names no request");
     }
-    if (!a->ok && (a->error_code == NULL || a->error_code[0] == '\0')) {
+    if (!ok && (code == NULL || code[0] == '\0')) {
         return ts_error_set(TS_ERR_INVALID, "the failed result for request %lld has no error code",
-                            (long long)a->request_id);
+                            (long long)id);
     }
-    if (a->error_code != NULL && strlen(a->error_code) > TS_JOB_CODE_MAX) {
+    if (code != NULL && strlen(code) > TS_JOB_CODE_MAX) {
         return ts_error_set(TS_ERR_INVALID, "an error code is at most %d characters",
                             TS_JOB_CODE_MAX);
     }
-    if (a->error_message != NULL && strlen(a->error_message) > TS_JOB_MESSAGE_MAX) {
+    if (message != NULL && strlen(message) > TS_JOB_MESSAGE_MAX) {
         return ts_error_set(TS_ERR_INVALID, "an error message is at most %d characters",
                             TS_JOB_MESSAGE_MAX);
-    }
-    if (a->payload_len > TS_JOB_PAYLOAD_MAX) {
-        return ts_error_set(TS_ERR_INVALID, "a result's payload is at most %d bytes",
-                            TS_JOB_PAYLOAD_MAX);
     }
     return TS_OK;
 }
 
-/* In an open transaction: records each answer and settles (and audits) the jobs it completes. */
-static ts_err answers_record(ts_ca *ca, const ts_tenant_row *t, const char *device_uid,
-                             const ts_job_answer *answers, size_t count, time_t now)
+ts_err srv_job_answer_check(const ts_job_answer *a)
+{
+    ts_err rv = srv_answer_check(a->request_id, a->ok, a->error_code, a->error_message);
+    if (rv == TS_OK && a->payload_len > TS_JOB_PAYLOAD_MAX) {
+        return ts_error_set(TS_ERR_INVALID, "a result's payload is at most %d bytes",
+                            TS_JOB_PAYLOAD_MAX);
+    }
+    return rv;
+}
+
+ts_err srv_job_answers_record(ts_ca *ca, const ts_tenant_row *t, const char *device_uid,
+                              const ts_job_answer *answers, size_t count, time_t now)
 {
     ts_err rv = TS_OK;
     for (size_t i = 0; rv == TS_OK && i < count; i++) {
@@ -109,7 +114,7 @@ ts_err ts_ca_job_session_record(ts_ca *ca, const char *tenant, const char *devic
     }
     ts_err rv = ts_device_uid_check(device_uid);
     for (size_t i = 0; rv == TS_OK && i < count; i++) {
-        rv = answer_check(&answers[i]);
+        rv = srv_job_answer_check(&answers[i]);
     }
     if (rv == TS_OK) {
         rv = ts_ca_tenant(ca, tenant, &t);
@@ -123,7 +128,7 @@ ts_err ts_ca_job_session_record(ts_ca *ca, const char *tenant, const char *devic
     }
     time_t now = time(NULL);
     /* The answers first: a refused one leaves the stored report as it was. */
-    rv = answers_record(ca, &t, device_uid, answers, count, now);
+    rv = srv_job_answers_record(ca, &t, device_uid, answers, count, now);
     if (rv == TS_OK && status_json != NULL) {
         rv = ts_store_device_status_put(ca->store, t.id, device_uid, status_json, now);
     }

@@ -11,6 +11,7 @@
 #include "common/text_internal.h"
 #include "tessera/access.h"
 #include "tessera/ca.h"
+#include "tessera/jobs.h"
 #include "tessera/keystore.h"
 #include "tessera/pki.h"
 #include "tessera/store.h"
@@ -62,6 +63,18 @@ struct ts_ca {
     struct srv_issuer *issuing_cache;
     int64_t issuing_cache_tenant;
 };
+
+/* --- job_session.c ---------------------------------------------------------------------------- */
+
+/* A result's fields as a session reports them: an id, an error code when it failed, lengths. */
+ts_err srv_answer_check(int64_t id, int ok, const char *code, const char *message);
+/* srv_answer_check() and the payload's length, for a job's result. */
+ts_err srv_job_answer_check(const ts_job_answer *a);
+
+/* In the open transaction: records each job answer and settles (and audits) the jobs it
+ * completes. */
+ts_err srv_job_answers_record(ts_ca *ca, const ts_tenant_row *t, const char *device_uid,
+                              const ts_job_answer *answers, size_t count, time_t now);
 
 /* --- softhsm_guard.c ------------------------------------------------------------------------- */
 
