@@ -33,43 +33,4 @@ static inline EVP_PKEY *fota_pub(fota_fx *fx, const char *label)
     return pub;
 }
 
-/*
- * As fota_device(), decrypting with key label of ks (NULL: no key is set), or verifying a
- * plaintext payload with flags TS_FW_VERIFY_PLAIN.
- */
-static inline ts_err fota_device_ex(const uint8_t *file, size_t len, X509_STORE *roots, size_t step,
-                                    ts_keystore *ks, const char *label, unsigned flags,
-                                    fota_sink *sink)
-{
-    ts_fw_header h;
-    if (len < TS_FW_HEADER_LEN) {
-        return TS_ERR_INVALID;
-    }
-    ts_err rv = ts_fw_header_parse(file, TS_FW_HEADER_LEN, &h);
-    if (rv != TS_OK) {
-        return rv;
-    }
-    size_t off = TS_FW_HEADER_LEN;
-    if (len - off < h.manifest_len) {
-        return TS_ERR_INVALID;
-    }
-    ts_fw_verifier *v = NULL;
-    rv = ts_fw_verifier_open_ex(file + off, h.manifest_len, h.payload_len, roots, time(NULL), flags,
-                                &v);
-    if (rv == TS_OK && label != NULL) {
-        rv = ts_fw_verifier_set_key(v, ks, label);
-    }
-    off += h.manifest_len;
-    while (rv == TS_OK && off < len) {
-        size_t n = len - off < step ? len - off : step;
-        rv = ts_fw_verifier_feed(v, file + off, n, fota_release, sink);
-        off += n;
-    }
-    if (rv == TS_OK) {
-        rv = ts_fw_verifier_finish(v);
-    }
-    ts_fw_verifier_free(v);
-    return rv;
-}
-
 #endif

@@ -124,9 +124,13 @@ static inline int fota_release(void *ctx, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Verifies a whole file held in memory as a device would stream it, in pieces of step bytes. */
-static inline ts_err fota_device(const uint8_t *file, size_t len, X509_STORE *roots, size_t step,
-                                 fota_sink *sink)
+/*
+ * As fota_device(), decrypting with key label of ks (NULL: no key is set), or verifying a
+ * plaintext payload with flags TS_FW_VERIFY_PLAIN.
+ */
+static inline ts_err fota_device_ex(const uint8_t *file, size_t len, X509_STORE *roots, size_t step,
+                                    ts_keystore *ks, const char *label, unsigned flags,
+                                    fota_sink *sink)
 {
     ts_fw_header h;
     if (len < TS_FW_HEADER_LEN) {
@@ -141,7 +145,11 @@ static inline ts_err fota_device(const uint8_t *file, size_t len, X509_STORE *ro
         return TS_ERR_INVALID;
     }
     ts_fw_verifier *v = NULL;
-    rv = ts_fw_verifier_open(file + off, h.manifest_len, h.payload_len, roots, time(NULL), &v);
+    rv = ts_fw_verifier_open_ex(file + off, h.manifest_len, h.payload_len, roots, time(NULL), flags,
+                                &v);
+    if (rv == TS_OK && label != NULL) {
+        rv = ts_fw_verifier_set_key(v, ks, label);
+    }
     off += h.manifest_len;
     while (rv == TS_OK && off < len) {
         size_t n = len - off < step ? len - off : step;
@@ -153,6 +161,13 @@ static inline ts_err fota_device(const uint8_t *file, size_t len, X509_STORE *ro
     }
     ts_fw_verifier_free(v);
     return rv;
+}
+
+/* Verifies a whole file held in memory as a device would stream it, in pieces of step bytes. */
+static inline ts_err fota_device(const uint8_t *file, size_t len, X509_STORE *roots, size_t step,
+                                 fota_sink *sink)
+{
+    return fota_device_ex(file, len, roots, step, NULL, NULL, 0, sink);
 }
 
 #endif
