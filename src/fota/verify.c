@@ -118,13 +118,24 @@ ts_err ts_fw_verifier_open_ex(const uint8_t *cms_der, size_t cms_len, uint64_t p
     if (rv == TS_OK) {
         rv = check_signer(&m, roots, now);
     }
+    /* The signed JSON alone from here: the CMS structure is freed before the JSON tree is
+     * built, so the two (each about the size of the digest list) are never held together. */
+    char *json = NULL;
+    size_t json_len = 0;
     if (rv == TS_OK) {
         X509_up_ref(m.signer);
         v->signer = m.signer;
-        rv = fw_manifest_parse_ex((const char *)m.content, m.content_len, &v->info, &v->digests,
-                                  &v->enc);
+        json_len = m.content_len;
+        json = OPENSSL_memdup(m.content, json_len);
+        if (json == NULL) {
+            rv = ts_error_set(TS_ERR_NOMEM, "no memory for the manifest");
+        }
     }
     ts_signed_msg_clear(&m);
+    if (rv == TS_OK) {
+        rv = fw_manifest_parse_ex(json, json_len, &v->info, &v->digests, &v->enc);
+    }
+    OPENSSL_free(json);
     if (rv == TS_OK) {
         v->decrypt = v->info.encrypted && !(flags & TS_FW_VERIFY_PLAIN);
         v->expect = v->decrypt ? v->info.wire_size : v->info.size;
