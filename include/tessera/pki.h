@@ -168,9 +168,15 @@ typedef enum ts_cert_status {
 typedef ts_err (*ts_ocsp_lookup_fn)(void *arg, size_t issuer_index, const ASN1_INTEGER *serial,
                                     ts_cert_status *status, time_t *revoked_at, int *reason);
 
+enum { TS_OCSP_ID_HASHES = 4 }; /* CertID hashes answered: SHA-1, SHA-256, SHA-384, SHA-512 */
+
 typedef struct ts_ocsp_issuer {
     X509 *cert; /* an issuing CA; it signs the responses for its certificates */
     EVP_PKEY *key;
+    /* Optional, borrowed: this CA's CertIDs (serial empty) for each hash in the order above, as
+     * OCSP_cert_to_id() makes them, for a caller that answers many requests; NULL entries are
+     * made by each call. */
+    OCSP_CERTID *ids[TS_OCSP_ID_HASHES];
 } ts_ocsp_issuer;
 
 /*
@@ -186,5 +192,13 @@ TS_API TS_MUST_CHECK ts_err ts_ocsp_respond(const uint8_t *request, size_t reque
                                             const ts_ocsp_issuer *issuers, size_t issuer_count,
                                             ts_ocsp_lookup_fn lookup, void *arg, time_t now,
                                             uint8_t **resp, size_t *resp_len);
+
+/* As ts_ocsp_respond(); *plain_single (when not NULL) is set to 1 when the request held exactly
+ * one CertID, of a known issuer, and no extension at all (no nonce): an answer that may be sent
+ * again to the same request bytes (RFC 5019). */
+TS_API TS_MUST_CHECK ts_err ts_ocsp_respond_ex(const uint8_t *request, size_t request_len,
+                                               const ts_ocsp_issuer *issuers, size_t issuer_count,
+                                               ts_ocsp_lookup_fn lookup, void *arg, time_t now,
+                                               uint8_t **resp, size_t *resp_len, int *plain_single);
 
 #endif

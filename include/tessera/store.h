@@ -152,6 +152,9 @@ TS_API TS_MUST_CHECK ts_err ts_store_cert_get(ts_store *store, int64_t tenant_id
 /* By serial under an issuer (OCSP); TS_ERR_NOT_FOUND. */
 TS_API TS_MUST_CHECK ts_err ts_store_cert_get_by_issuer(ts_store *store, int64_t issuer_ca_id,
                                                         const char *serial, ts_cert_row *out);
+/* The same without the DER (der NULL): what an OCSP answer needs, read for every request. */
+TS_API TS_MUST_CHECK ts_err ts_store_cert_state_by_issuer(ts_store *store, int64_t issuer_ca_id,
+                                                          const char *serial, ts_cert_row *out);
 
 typedef struct ts_cert_filter {
     int64_t tenant_id;

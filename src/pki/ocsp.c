@@ -13,6 +13,7 @@
 /* The CertID hash algorithms answered: SHA-1 (what most clients send) and the SHA-2 family. */
 static const int hash_nids[] = {NID_sha1, NID_sha256, NID_sha384, NID_sha512};
 enum { HASHES = sizeof hash_nids / sizeof hash_nids[0], NONCE_MAX = 2 + 32 };
+_Static_assert((int)HASHES == (int)TS_OCSP_ID_HASHES, "ts_ocsp_issuer.ids follows hash_nids");
 
 typedef struct responder {
     const ts_ocsp_issuer *issuers;
@@ -60,6 +61,13 @@ static ts_err match_issuer(responder *r, OCSP_CERTID *cid, long *index)
         return TS_OK; /* a hash we do not answer for: "unknown" */
     }
     for (size_t i = 0; i < r->count; i++) {
+        if (r->issuers[i].ids[h] != NULL) {
+            if (OCSP_id_issuer_cmp(cid, r->issuers[i].ids[h]) == 0) {
+                *index = (long)i;
+                return TS_OK;
+            }
+            continue;
+        }
         OCSP_CERTID **id = &r->ids[i * HASHES + h];
         if (*id == NULL) {
             EVP_MD *md = EVP_MD_fetch(ts_provider_libctx(), OBJ_nid2sn(hash_nids[h]), NULL);
@@ -219,6 +227,14 @@ ts_err ts_ocsp_respond(const uint8_t *request, size_t request_len, const ts_ocsp
                        size_t issuer_count, ts_ocsp_lookup_fn lookup, void *arg, time_t now,
                        uint8_t **resp, size_t *resp_len)
 {
+    return ts_ocsp_respond_ex(request, request_len, issuers, issuer_count, lookup, arg, now, resp,
+                              resp_len, NULL);
+}
+
+ts_err ts_ocsp_respond_ex(const uint8_t *request, size_t request_len, const ts_ocsp_issuer *issuers,
+                          size_t issuer_count, ts_ocsp_lookup_fn lookup, void *arg, time_t now,
+                          uint8_t **resp, size_t *resp_len, int *plain_single)
+{
     responder r = {issuers, issuer_count, NULL};
     const unsigned char *p = request;
     OCSP_REQUEST *req = NULL;
@@ -228,6 +244,9 @@ ts_err ts_ocsp_respond(const uint8_t *request, size_t request_len, const ts_ocsp
     int n = 0;
     ts_err rv = check_args(issuers, issuer_count, lookup, resp, resp_len);
 
+    if (plain_single != NULL) {
+        *plain_single = 0;
+    }
     if (rv != TS_OK) {
         return rv;
     }
@@ -275,6 +294,10 @@ ts_err ts_ocsp_respond(const uint8_t *request, size_t request_len, const ts_ocsp
     }
     if (rv == TS_OK) {
         rv = sign_response(bs, &issuers[chosen], resp, resp_len);
+    }
+    if (rv == TS_OK && plain_single != NULL) {
+        *plain_single = n == 1 && OCSP_REQUEST_get_ext_count(req) == 0 &&
+                        OCSP_ONEREQ_get_ext_count(OCSP_request_onereq_get0(req, 0)) == 0;
     }
 cleanup:
     if (r.ids != NULL) {

@@ -226,6 +226,10 @@ ts_err svc_ocsp_cache_refresh(svc_ocsp_cache *cache, ts_ca *ca, int *changed)
         if (rv == TS_OK) {
             list[n].cert = fresh[n].cert;
             list[n].key = fresh[n].key;
+            /* SHA-1 and SHA-256 are the first two of ts_ocsp_issuer.ids' hashes. */
+            for (size_t h = 0; h < SVC_OCSP_ID_HASHES; h++) {
+                list[n].ids[h] = fresh[n].ids[h];
+            }
             n++;
         }
     }

@@ -22,8 +22,10 @@
 typedef struct ocsp_call {
     ts_store *store;
     const svc_ocsp_cache *cache;
-    unsigned lookups;     /* how many CertIDs were looked up */
-    svc_ocsp_state state; /* the last one's answer */
+    unsigned lookups;         /* how many CertIDs were looked up */
+    svc_ocsp_state state;     /* the last one's answer */
+    svc_ocsp_subject subject; /* the last one looked up in the store */
+    int have_subject;
 } ocsp_call;
 
 /* The certificate's status from its row: good, revoked (time and reason) or unknown. */
@@ -37,7 +39,7 @@ static ts_err state_of(ts_store *store, int64_t ca_id, const char *serial, svc_o
     out->revoked_at = 0;
     out->reason = -1;
     memset(&row, 0, sizeof row);
-    rv = ts_store_cert_get_by_issuer(store, ca_id, serial, &row);
+    rv = ts_store_cert_state_by_issuer(store, ca_id, serial, &row);
     if (rv == TS_ERR_NOT_FOUND) {
         return TS_OK;
     }
@@ -70,6 +72,9 @@ static ts_err status_lookup(void *arg, size_t index, const ASN1_INTEGER *serial,
     if (rv != TS_OK) {
         return rv;
     }
+    call->subject.ca_id = call->cache->issuers[index].ca_id;
+    memcpy(call->subject.serial, hex, sizeof call->subject.serial);
+    call->have_subject = 1;
     *revoked_at = call->state.revoked_at;
     *reason = call->state.reason;
     *status = call->state.status == V_OCSP_CERTSTATUS_GOOD      ? TS_CERT_GOOD
@@ -105,9 +110,11 @@ static int response_status(const uint8_t *resp, size_t len)
     return status;
 }
 
+/* *plain_single: the request may get this response again (ts_ocsp_respond_ex). */
 static ts_err respond(svc_ocsp_cache *cache, ts_ca *ca, const uint8_t *request, size_t request_len,
-                      uint8_t **resp, size_t *resp_len, ocsp_call *call)
+                      uint8_t **resp, size_t *resp_len, ocsp_call *call, int *plain_single)
 {
+    *plain_single = 0;
     memset(call, 0, sizeof *call);
     call->store = ts_ca_store(ca);
     call->cache = cache;
@@ -115,40 +122,8 @@ static ts_err respond(svc_ocsp_cache *cache, ts_ca *ca, const uint8_t *request, 
         /* No issuing CA at all: nothing can be answered with authority (RFC 6960 section 2.3). */
         return svc_ocsp_status_only(OCSP_RESPONSE_STATUS_UNAUTHORIZED, resp, resp_len);
     }
-    return ts_ocsp_respond(request, request_len, cache->list, cache->count, status_lookup, call, 0,
-                           resp, resp_len);
-}
-
-/*
- * Whether a request seen for the first time may get its response sent again later: one CertID of
- * a known issuer (SHA-1 or SHA-256), a serial that fits, and no nonce (RFC 8954: a nonce asks for
- * a fresh response) nor any other extension. *subject is what it asks about.
- */
-static int reusable(const svc_ocsp_cache *cache, const uint8_t *request, size_t len,
-                    svc_ocsp_subject *subject)
-{
-    const unsigned char *p = request;
-    OCSP_REQUEST *req = d2i_OCSP_REQUEST(NULL, &p, (long)len);
-    OCSP_CERTID *cid = NULL;
-    ASN1_INTEGER *serial = NULL;
-    long index = -1;
-    int ok = 0;
-
-    if (req != NULL && p == request + len && OCSP_request_onereq_count(req) == 1 &&
-        OCSP_REQUEST_get_ext_count(req) == 0 &&
-        OCSP_ONEREQ_get_ext_count(OCSP_request_onereq_get0(req, 0)) == 0) {
-        cid = OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, 0));
-        index = svc_ocsp_cache_match(cache, cid);
-    }
-    if (index >= 0 && OCSP_id_get0_info(NULL, NULL, NULL, &serial, cid) && serial != NULL &&
-        ASN1_STRING_type(serial) == V_ASN1_INTEGER && ASN1_STRING_length(serial) <= TS_SERIAL_LEN &&
-        ts_serial_hex(serial, subject->serial, sizeof subject->serial) == TS_OK) {
-        subject->ca_id = cache->issuers[index].ca_id;
-        ok = 1;
-    }
-    OCSP_REQUEST_free(req);
-    ts_error_clear();
-    return ok;
+    return ts_ocsp_respond_ex(request, request_len, cache->list, cache->count, status_lookup, call,
+                              0, resp, resp_len, plain_single);
 }
 
 /* The key a request's response is kept under: the SHA-256 of its bytes. */
@@ -187,7 +162,6 @@ static ts_err respond_reusing(svc_ocsp_cache *cache, ts_ca *ca, const uint8_t *r
     uint8_t key[32];
     ocsp_call call;
     int keyed = reuse_key(cache, request, request_len, key);
-    int keep = 0;
     ts_err rv;
 
     if (keyed) {
@@ -195,7 +169,6 @@ static ts_err respond_reusing(svc_ocsp_cache *cache, ts_ca *ca, const uint8_t *r
     }
     if (seen != NULL) {
         subject = *seen;
-        keep = 1;
         rv = state_of(ts_ca_store(ca), subject.ca_id, subject.serial, &state);
         if (rv != TS_OK) {
             return ts_error_prefix(rv, "OCSP status lookup");
@@ -204,13 +177,16 @@ static ts_err respond_reusing(svc_ocsp_cache *cache, ts_ca *ca, const uint8_t *r
             *looked_up = 1;
             return TS_OK;
         }
-    } else if (keyed) {
-        keep = reusable(cache, request, request_len, &subject);
     }
-    rv = respond(cache, ca, request, request_len, resp, resp_len, &call);
+    int plain_single = 0;
+    rv = respond(cache, ca, request, request_len, resp, resp_len, &call, &plain_single);
     *looked_up = call.lookups > 0;
-    if (rv == TS_OK && keep && call.lookups == 1) {
-        svc_ocsp_reuse_put(cache->reuse, key, &subject, &call.state, now, *resp, *resp_len);
+    /* Kept for the same request bytes (again, when it was kept before): one CertID of ours,
+     * looked up, no nonce (RFC 8954: a nonce asks for a fresh response) nor any other
+     * extension. */
+    if (rv == TS_OK && keyed && (seen != NULL || plain_single) && call.lookups == 1 &&
+        call.have_subject) {
+        svc_ocsp_reuse_put(cache->reuse, key, &call.subject, &call.state, now, *resp, *resp_len);
     }
     return rv;
 }

@@ -218,9 +218,9 @@ static ts_err cert_list_row(void *ctx, const ts_sql_row *row)
 }
 
 static ts_err cert_fetch_one(ts_store *store, const char *sql, const ts_sql_value *p, size_t n,
-                             const char *serial, ts_cert_row *out)
+                             const char *serial, int with_der, ts_cert_row *out)
 {
-    cert_list l = {.with_der = 1};
+    cert_list l = {.with_der = with_der};
     memset(out, 0, sizeof *out);
     ts_err rv = ts_store_read(store, sql, p, n, cert_list_row, &l);
     if (rv == TS_OK && l.count == 0) {
@@ -250,7 +250,7 @@ ts_err ts_store_cert_get(ts_store *store, int64_t tenant_id, const char *serial,
                           CERT_COLUMNS ", c.der" CERT_FROM
                                        " WHERE c.tenant_id = $1 AND c.serial = $2 "
                                        "ORDER BY c.id DESC LIMIT 1",
-                          p, 2, hex, out);
+                          p, 2, hex, 1, out);
 }
 
 ts_err ts_store_cert_get_by_issuer(ts_store *store, int64_t issuer_ca_id, const char *serial,
@@ -267,7 +267,24 @@ ts_err ts_store_cert_get_by_issuer(ts_store *store, int64_t issuer_ca_id, const 
     ts_sql_value p[] = {ts_sql_int(issuer_ca_id), ts_sql_text(hex)};
     return cert_fetch_one(
         store, CERT_COLUMNS ", c.der" CERT_FROM " WHERE c.issuer_ca_id = $1 AND c.serial = $2", p,
-        2, hex, out);
+        2, hex, 1, out);
+}
+
+ts_err ts_store_cert_state_by_issuer(ts_store *store, int64_t issuer_ca_id, const char *serial,
+                                     ts_cert_row *out)
+{
+    char hex[TS_SERIAL_HEX];
+    if (store == NULL || out == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "ts_store_cert_state_by_issuer: missing argument");
+    }
+    ts_err rv = ts_serial_canonical(serial, hex);
+    if (rv != TS_OK) {
+        return rv;
+    }
+    ts_sql_value p[] = {ts_sql_int(issuer_ca_id), ts_sql_text(hex)};
+    return cert_fetch_one(store,
+                          CERT_COLUMNS CERT_FROM " WHERE c.issuer_ca_id = $1 AND c.serial = $2", p,
+                          2, hex, 0, out);
 }
 
 static ts_err cert_fetch_list(ts_store *store, const char *sql, const ts_sql_value *p, size_t n,

@@ -356,7 +356,7 @@ static int cmd_ocsp(const char *dir, const char *req_path, const char *resp_path
         rc = req == NULL;
     }
     if (rc == 0) {
-        ts_ocsp_issuer issuer = {c.issuing, c.issuing_key};
+        ts_ocsp_issuer issuer = {.cert = c.issuing, .key = c.issuing_key};
         if (ts_ocsp_respond(req, req_len, &issuer, 1, lookup, &a, 0, &resp, &resp_len) != TS_OK) {
             rc = die("OCSP");
         }

@@ -346,7 +346,7 @@ static void test_ocsp_statuses(void **state)
 {
     X509 *certs[3] = {leaf_good, leaf_revoked, leaf_hold};
     X509 *issuers[3] = {fx.issuing, fx.issuing, fx.issuing};
-    ts_ocsp_issuer iss = {fx.issuing, fx.issuing_key};
+    ts_ocsp_issuer iss = {.cert = fx.issuing, .key = fx.issuing_key};
     lookup_log log = {0};
     OCSP_REQUEST *req = NULL;
     uint8_t *der = NULL, *resp = NULL;
@@ -392,7 +392,8 @@ static void test_ocsp_issuers(void **state)
 {
     EVP_PKEY *key_b = pki_ec_key("P-256");
     X509 *ca_b = pki_ca("Tenant B", key_b, fx.root, fx.root_key, 0, 365);
-    ts_ocsp_issuer iss[2] = {{fx.issuing, fx.issuing_key}, {ca_b, key_b}};
+    ts_ocsp_issuer iss[2] = {{.cert = fx.issuing, .key = fx.issuing_key},
+                             {.cert = ca_b, .key = key_b}};
     lookup_log log = {0};
     OCSP_REQUEST *req = NULL;
     uint8_t *der = NULL, *resp = NULL;
@@ -445,7 +446,7 @@ static void test_ocsp_issuers(void **state)
 
 static void test_ocsp_malformed(void **state)
 {
-    ts_ocsp_issuer iss = {fx.issuing, fx.issuing_key};
+    ts_ocsp_issuer iss = {.cert = fx.issuing, .key = fx.issuing_key};
     lookup_log log = {0};
     uint8_t *resp = NULL, *der = NULL;
     size_t resp_len = 0, len;
@@ -513,7 +514,7 @@ static void test_ocsp_malformed(void **state)
     assert_err(ts_ocsp_respond(der, len, &iss, 0, lookup, &log, 0, &resp, &resp_len),
                TS_ERR_INVALID);
     assert_err(ts_ocsp_respond(der, len, &iss, 1, NULL, &log, 0, &resp, &resp_len), TS_ERR_INVALID);
-    ts_ocsp_issuer nokey = {fx.issuing, NULL};
+    ts_ocsp_issuer nokey = {.cert = fx.issuing};
     assert_err(ts_ocsp_respond(der, len, &nokey, 1, lookup, &log, 0, &resp, &resp_len),
                TS_ERR_INVALID);
     OCSP_REQUEST_free(req);

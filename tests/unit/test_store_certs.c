@@ -108,6 +108,16 @@ static void case_certs(store_fx *fx)
     assert_int_equal(got.der_len, sizeof fake_der);
     assert_memory_equal(got.der, fake_der, sizeof fake_der);
     ts_cert_row_clear(&got);
+    /* The state alone, for OCSP: the same row without its DER. */
+    OK(ts_store_cert_state_by_issuer(fx->s, w.ca, SERIAL_A, &got));
+    assert_int_equal(got.id, a.id);
+    assert_string_equal(got.serial, SERIAL_A);
+    assert_int_equal(got.state, TS_CERT_VALID);
+    assert_null(got.der);
+    assert_int_equal(got.der_len, 0);
+    ts_cert_row_clear(&got);
+    ERR(TS_ERR_NOT_FOUND, NULL, ts_store_cert_state_by_issuer(fx->s, w.other_ca, SERIAL_B, &got));
+    ERR(TS_ERR_INVALID, "hex", ts_store_cert_state_by_issuer(fx->s, w.ca, "12XY", &got));
     OK(ts_store_cert_get(fx->s, w.tenant, "007E", &got));
     assert_int_equal(got.id, c.id);
     ts_cert_row_clear(&got);
