@@ -168,3 +168,22 @@ softhsm_setup() {
 file_mode() {
     stat -c '%a' "$1"
 }
+
+# rtp_serve_start DIR OUT [--once]: `tessera rtp serve` on DIR on a free loopback port, in the
+# background; sets RTP_PID and RTP_PORT (stdout in OUT.out, stderr in OUT.err); fails the test
+# when it does not start.
+rtp_serve_start() {
+    local dir=$1 out=$2
+    shift 2
+    "$TESSERA" rtp serve --dir "$dir" --listen 127.0.0.1:0 --timeout 10 "$@" >"$out.out" \
+        2>"$out.err" &
+    RTP_PID=$!
+    on_exit "kill $RTP_PID 2>/dev/null || true"
+    RTP_PORT=
+    for _ in $(seq 1 50); do
+        RTP_PORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$out.out")
+        [ -n "$RTP_PORT" ] && break
+        sleep 0.1
+    done
+    [ -n "$RTP_PORT" ] || fail "rtp serve did not start: $(cat "$out.err")"
+}

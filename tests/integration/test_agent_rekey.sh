@@ -195,17 +195,8 @@ run_ok "the current identity key" "$TESSERA" keystore pubkey --keystore "$KS" --
 assert_eq "$(cat "$WORK/rtp/$UID_/device.pem")" "$OUT" "device.pem is identity.key.6's public key"
 run_ok "the provisioning key into the device" "$TESSERA" keystore put --keystore "$KS" \
     --label provisioning.key --in "$WORK/rtp/provisioning.pem"
-"$TESSERA" rtp serve --dir "$WORK/rtp" --listen 127.0.0.1:0 --timeout 10 --once \
-    >"$WORK/rtp-serve.out" 2>"$WORK/rtp-serve.err" &
-RTP_SERVE=$!
-on_exit "kill $RTP_SERVE 2>/dev/null || true"
-RTP_PORT=
-for _ in $(seq 1 50); do
-    RTP_PORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$WORK/rtp-serve.out")
-    [ -n "$RTP_PORT" ] && break
-    sleep 0.1
-done
-[ -n "$RTP_PORT" ] || fail "rtp serve did not start: $(cat "$WORK/rtp-serve.err")"
+rtp_serve_start "$WORK/rtp" "$WORK/rtp-serve" --once
+RTP_SERVE=$RTP_PID
 run_ok "the rekeyed device imports its bundle" agent rtp 127.0.0.1 "$RTP_PORT"
 assert_match "$OUT" '^bundle 1: imported app.key$' "app.key imported"
 wait "$RTP_SERVE" || fail "rtp serve --once failed: $(cat "$WORK/rtp-serve.err")"

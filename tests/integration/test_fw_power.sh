@@ -17,6 +17,8 @@ export TESSERA_DIR="$TS_TEST_TMP/ca"
 W=$TS_TEST_TMP
 TRIALS=${TS_FW_TRIALS:-200}
 CHUNK=4096
+# Big enough that writing the slot is most of an apply, so the kills aimed at it land there.
+IMG_BYTES=$((8 * 1024 * 1024))
 ks="soft:$W/signer-ks?pin-value=fw-sign-pin-1234"
 # A soft: store: its writes are atomic and synced; a SoftHSM2 token killed in the middle of a write
 # is the token's own durability, not what is tested here.
@@ -41,9 +43,9 @@ run_ok "firmware-signer certificate" "$TESSERA" cert issue --csr "$W/fw.csr" \
     --profile firmware-signer --out "$W/signer.pem"
 declare -A WANT
 for v in 1 2; do
-    head -c $((2 * 1024 * 1024)) /dev/urandom >"$W/img$v"
+    head -c "$IMG_BYTES" /dev/urandom >"$W/img$v"
     WANT[$v]=$(sha256sum <"$W/img$v" | cut -c1-64)
-    run_ok "sign v$v (2 MiB, $CHUNK-byte chunks)" "$TESSERA" fw sign --key "$ks" --label fw \
+    run_ok "sign v$v ($((IMG_BYTES >> 20)) MiB, $CHUNK-byte chunks)" "$TESSERA" fw sign --key "$ks" --label fw \
         --cert "$W/signer.pem" --chain "$W/issuing.pem" --version "$v" --hw board-p \
         --chunk-size "$CHUNK" "$W/img$v" -o "$W/v$v.tsfw"
 done
@@ -129,7 +131,7 @@ for ((i = 1; i <= TRIALS; i++)); do
     wait "$pid" 2>/dev/null || true
     if ((i % 2)) && [ -e "$W/slot-a" ]; then
         size=$(stat -c %s "$W/slot-a")
-        if ((size > 0 && size < 2 * 1024 * 1024)); then
+        if ((size > 0 && size < IMG_BYTES)); then
             MID_WRITE=$((MID_WRITE + 1))
         fi
     fi

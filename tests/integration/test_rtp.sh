@@ -58,17 +58,9 @@ done
 cp "$BUNDLE_B" "$RTP/$UID_A/x-foreign.rtp"
 
 # --- serve ---------------------------------------------------------------------------------------
-"$TESSERA" rtp serve --dir "$RTP" --listen 127.0.0.1:0 --timeout 10 >"$W/serve.out" \
-    2>"$W/serve.err" &
-SERVE=$!
-on_exit "kill $SERVE 2>/dev/null || true"
-PORT=
-for _ in $(seq 1 50); do
-    PORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$W/serve.out")
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || fail "rtp serve did not start: $(cat "$W/serve.err")"
+rtp_serve_start "$RTP" "$W/serve"
+SERVE=$RTP_PID
+PORT=$RTP_PORT
 pass "rtp serve listens on port $PORT"
 
 expect_status 2 "agent rtp without PORT: usage" "$AGENT" rtp 127.0.0.1 --keystore "$KS_A" \
@@ -146,17 +138,9 @@ run_ok "export for the batch device" "$TESSERA" rtp export --manifest "$W/lot/ma
 BUNDLE_C=$(ls "$RTP_C/$UID_C"/bundle-*.rtp)
 run_ok "provisioning key into the batch device" "$TESSERA" keystore put --keystore "$KS_C" \
     --label provisioning.key --in "$RTP_C/provisioning.pem"
-"$TESSERA" rtp serve --dir "$RTP_C" --listen 127.0.0.1:0 --timeout 10 --once \
-    >"$W/serve-c.out" 2>"$W/serve-c.err" &
-SERVE_C=$!
-on_exit "kill $SERVE_C 2>/dev/null || true"
-PORT_C=
-for _ in $(seq 1 50); do
-    PORT_C=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$W/serve-c.out")
-    [ -n "$PORT_C" ] && break
-    sleep 0.1
-done
-[ -n "$PORT_C" ] || fail "rtp serve did not start: $(cat "$W/serve-c.err")"
+rtp_serve_start "$RTP_C" "$W/serve-c" --once
+SERVE_C=$RTP_PID
+PORT_C=$RTP_PORT
 run_ok "the batch device imports its bundle" "$AGENT" rtp 127.0.0.1 "$PORT_C" --keystore "$KS_C" \
     --state "$W/state-c"
 assert_match "$OUT" '^bundle 1: imported wifi$' "wifi imported into the batch device"
@@ -174,17 +158,9 @@ openssl ec -in "$W/fleet.pem" -pubout -out "$W/fleet.pub" 2>/dev/null
 RTP_F=$TS_TEST_TMP/rtp-fleet
 run_ok "export the fleet key to A" "$TESSERA" rtp export --device "$UID_A" --keystore "$KS_A" \
     --out "$RTP_F" --object fw.group.fleet-1="$W/fleet.pem"
-"$TESSERA" rtp serve --dir "$RTP_F" --listen 127.0.0.1:0 --timeout 10 --once \
-    >"$W/serve-f.out" 2>"$W/serve-f.err" &
-SERVE_F=$!
-on_exit "kill $SERVE_F 2>/dev/null || true"
-PORT_F=
-for _ in $(seq 1 50); do
-    PORT_F=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$W/serve-f.out")
-    [ -n "$PORT_F" ] && break
-    sleep 0.1
-done
-[ -n "$PORT_F" ] || fail "rtp serve did not start: $(cat "$W/serve-f.err")"
+rtp_serve_start "$RTP_F" "$W/serve-f" --once
+SERVE_F=$RTP_PID
+PORT_F=$RTP_PORT
 run_ok "A imports the fleet key" "$AGENT" rtp 127.0.0.1 "$PORT_F" --keystore "$KS_A" \
     --state "$W/state-a"
 assert_match "$OUT" '^bundle 1: imported fw.group.fleet-1$' "fw.group.fleet-1 imported"
