@@ -420,7 +420,7 @@ ts_err agent_fw_apply(ts_agent *a, const char *file_or_url, const agent_fw_apply
     if (j.in_fd >= 0) {
         close(j.in_fd);
     }
-    if (is_url && (rv == TS_OK || rv == TS_ERR_AUTH || rv == TS_ERR_INVALID ||
+    if (is_url && (rv == TS_OK || rv == TS_ERR_AUTH || rv == TS_ERR_INVALID || rv == TS_ERR_LIMIT ||
                    rv == TS_ERR_ROLLBACK || rv == TS_ERR_FOREIGN || rv == TS_ERR_POLICY)) {
         /* Applied, or refused for what it is: a partial download is kept only to resume. */
         char url_file[PATH_MAX + 8];

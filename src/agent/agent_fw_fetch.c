@@ -26,6 +26,12 @@
 
 enum { FETCH_URL_MAX = 2048, FETCH_ERROR_BODY_MAX = 512 };
 
+/* The largest update file the format allows (fota.h): a server that sends more is refused
+ * before it fills the device's storage. */
+#define FETCH_FILE_MAX                                                                             \
+    ((uint64_t)TS_FW_HEADER_LEN + TS_FW_MANIFEST_MAX +                                             \
+     (uint64_t)TS_FW_CHUNKS_MAX * (TS_FW_CHUNK_MAX + TS_FW_TAG_LEN))
+
 typedef struct fetch {
     CURL *curl;
     X509_STORE *roots;
@@ -33,7 +39,9 @@ typedef struct fetch {
     STACK_OF(X509) * chain;
     EVP_PKEY *key;
     int fd;
-    long status; /* of the reply being read; 0 until its first body byte */
+    uint64_t size; /* bytes in the file so far */
+    int too_big;   /* the reply went past FETCH_FILE_MAX */
+    long status;   /* of the reply being read; 0 until its first body byte */
     int write_errno;
     char tls_error[256];
     char error_body[FETCH_ERROR_BODY_MAX + 1];
@@ -90,6 +98,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
             f->write_errno = errno;
             return 0;
         }
+        if (f->status == 200) {
+            f->size = 0;
+        }
     }
     if (f->status != 200 && f->status != 206) {
         size_t take =
@@ -99,6 +110,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
         f->error_body[f->error_len] = '\0';
         return n;
     }
+    if (n > FETCH_FILE_MAX - f->size) {
+        f->too_big = 1;
+        return 0;
+    }
+    f->size += n;
     while (done < n) {
         ssize_t w = write(f->fd, data + done, n - done);
         if (w < 0 && errno == EINTR) {
@@ -228,6 +244,7 @@ ts_err agent_fw_fetch(ts_agent *a, const char *state_dir, const char *url, const
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, &f);
     SET(CURLOPT_ERRORBUFFER, errbuf);
+    f.size = have > 0 ? (uint64_t)have : 0;
     if (have > 0) {
         SET(CURLOPT_RESUME_FROM_LARGE, (curl_off_t)have);
     }
@@ -248,7 +265,11 @@ ts_err agent_fw_fetch(ts_agent *a, const char *state_dir, const char *url, const
             code = curl_easy_perform(f.curl);
         }
     }
-    if (f.tls_error[0] != '\0') {
+    if (f.too_big) {
+        rv = ts_error_set(TS_ERR_LIMIT,
+                          "the download of %s is larger than any update file can be (%llu bytes)",
+                          url, (unsigned long long)FETCH_FILE_MAX);
+    } else if (f.tls_error[0] != '\0') {
         rv = ts_error_set(TS_ERR_CRYPTO, "TLS set-up for %s failed: %s", url, f.tls_error);
     } else if (f.write_errno != 0) {
         rv = ts_error_set(f.write_errno == ENOSPC ? TS_ERR_FULL : TS_ERR_IO, "cannot write %s: %s",
