@@ -207,7 +207,8 @@ TS_API TS_MUST_CHECK ts_err ts_store_fw_device_put(ts_store *store, int64_t tena
 TS_API TS_MUST_CHECK ts_err ts_store_fw_device_get(ts_store *store, int64_t tenant_id,
                                                    const char *uid, ts_fw_device_row *out);
 
-/* A new offer (state sent); *id its row id. */
+/* A new offer (state sent) of a release of the tenant; *id its row id. TS_ERR_NOT_FOUND when the
+ * tenant has no such release. */
 TS_API TS_MUST_CHECK ts_err ts_store_fw_offer_insert(ts_store *store, int64_t tenant_id,
                                                      const char *uid, const char *release_id,
                                                      time_t now, int64_t *id);
@@ -215,7 +216,10 @@ TS_API TS_MUST_CHECK ts_err ts_store_fw_offer_insert(ts_store *store, int64_t te
 TS_API TS_MUST_CHECK ts_err ts_store_fw_offer_list(ts_store *store, int64_t tenant_id,
                                                    const char *uid, const char *release_id,
                                                    ts_fw_offer_row **rows, size_t *count);
-TS_API TS_MUST_CHECK ts_err ts_store_fw_offer_mark_sent(ts_store *store, int64_t id, time_t now);
+/* A sent, unanswered offer of the tenant handed out again at now; any other row is left as it
+ * is. */
+TS_API TS_MUST_CHECK ts_err ts_store_fw_offer_mark_sent(ts_store *store, int64_t tenant_id,
+                                                        int64_t id, time_t now);
 /* Records an answer to a sent offer of the device; TS_ERR_NOT_FOUND otherwise. *out the row. */
 TS_API TS_MUST_CHECK ts_err ts_store_fw_offer_answer(ts_store *store, int64_t tenant_id,
                                                      const char *uid, const ts_fw_offer_answer *a,

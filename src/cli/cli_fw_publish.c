@@ -193,10 +193,10 @@ static int remote_releases(const cli_args *args)
     {
         int64_t version = -1;
         (void)cli_json_i64(row, "version", &version);
-        printf("%s\t%lld\t%s\t%s\t%s\t%s\t%s\n", cli_json_str(row, "id", "?"), (long long)version,
-               cli_json_str(row, "hw", "?"), cli_json_str(row, "target", "?"),
+        printf("%s\t%lld\t%s\t%s\t%s\t%s\t%s\t%s\n", cli_json_str(row, "id", "?"),
+               (long long)version, cli_json_str(row, "hw", "?"), cli_json_str(row, "target", "?"),
                cli_json_str(row, "to", ""), cli_json_str(row, "state", "?"),
-               cli_json_str(row, "created", "?"));
+               cli_json_str(row, "created", "?"), cli_json_str(row, "sha256", "?"));
     }
     json_decref(items);
     cli_remote_free(rm);
@@ -272,9 +272,9 @@ int cli_fw_releases(const cli_args *args)
     }
     for (size_t i = 0; i < n; i++) {
         cli_time_text(rows[i].created, created);
-        printf("%s\t%" PRIu64 "\t%s\t%s\t%s\t%s\t%s\n", rows[i].id, rows[i].version, rows[i].hw,
+        printf("%s\t%" PRIu64 "\t%s\t%s\t%s\t%s\t%s\t%s\n", rows[i].id, rows[i].version, rows[i].hw,
                ts_fw_target_name(rows[i].target_kind), rows[i].target,
-               ts_fw_release_state_name(rows[i].state), created);
+               ts_fw_release_state_name(rows[i].state), created, rows[i].sha256);
     }
     OPENSSL_free(rows);
     ts_ca_free(ca);

@@ -160,7 +160,7 @@ ts_err ts_ca_fw_offer_next(ts_ca *ca, const char *tenant, const char *uid, ts_fw
     }
     if (rv == TS_OK && offer_allowed(offers, noff, &dev, &id)) {
         time_t now = time(NULL);
-        rv = id != 0 ? ts_store_fw_offer_mark_sent(ca->store, id, now)
+        rv = id != 0 ? ts_store_fw_offer_mark_sent(ca->store, t.id, id, now)
                      : ts_store_fw_offer_insert(ca->store, t.id, uid, best->id, now, &id);
         if (rv == TS_OK) {
             *found = 1;

@@ -153,13 +153,16 @@ ts_err ts_store_fw_offer_insert(ts_store *store, int64_t tenant_id, const char *
     }
     ts_sql_value p[] = {ts_sql_int(tenant_id), ts_sql_text(uid), ts_sql_text(release_id),
                         ts_sql_int(now)};
+    /* Only a release of the same tenant: the row is made from the release's own row, so a
+     * release id of another tenant inserts nothing. */
     rv = ts_store_write_query(store,
                               "INSERT INTO fw_offers (tenant_id, device_uid, release_id, state, "
                               "error_code, error_message, sent, answered) "
-                              "VALUES ($1, $2, $3, 1, '', '', $4, 0) RETURNING id",
+                              "SELECT tenant_id, $2, release_id, 1, '', '', $4, 0 FROM fw_releases "
+                              "WHERE release_id = $3 AND tenant_id = $1 RETURNING id",
                               p, 4, ts_store_new_id, id);
     if (rv == TS_OK && *id <= 0) {
-        rv = ts_error_set(TS_ERR_STORE, "no id for a new offer");
+        rv = ts_error_set(TS_ERR_NOT_FOUND, "no firmware release '%s' in this tenant", release_id);
     }
     return rv != TS_OK ? ts_error_prefix(rv, "recording an offer to device '%s'", uid) : TS_OK;
 }
@@ -188,15 +191,17 @@ ts_err ts_store_fw_offer_list(ts_store *store, int64_t tenant_id, const char *ui
     return TS_OK;
 }
 
-ts_err ts_store_fw_offer_mark_sent(ts_store *store, int64_t id, time_t now)
+ts_err ts_store_fw_offer_mark_sent(ts_store *store, int64_t tenant_id, int64_t id, time_t now)
 {
     ts_err rv = ts_store_need_tx(store, "ts_store_fw_offer_mark_sent");
     if (rv != TS_OK) {
         return rv;
     }
-    ts_sql_value p[] = {ts_sql_int(id), ts_sql_int(now)};
-    return ts_store_write(store, "UPDATE fw_offers SET sent = $2 WHERE id = $1 AND state = 1", p, 2,
-                          NULL);
+    ts_sql_value p[] = {ts_sql_int(id), ts_sql_int(now), ts_sql_int(tenant_id)};
+    return ts_store_write(store,
+                          "UPDATE fw_offers SET sent = $2 WHERE id = $1 AND tenant_id = $3 "
+                          "AND state = 1",
+                          p, 3, NULL);
 }
 
 ts_err ts_store_fw_offer_answer(ts_store *store, int64_t tenant_id, const char *uid,

@@ -104,12 +104,17 @@ SHA=$(sha256sum "$W/update.tsfw" | cut -d' ' -f1)
 [ -f "$DIR/firmware/$SHA.tsfw" ] || fail "the file is kept under its SHA-256"
 pass "kept as firmware/<sha256>.tsfw"
 run_ok "releases" "$TESSERA" fw releases
-assert_match "$OUT" "^$REL	9	board-x	group	line-a	active	" "listed"
+assert_match "$OUT" "^$REL	9	board-x	group	line-a	active	[^	]+	$SHA\$" "listed with the file's SHA-256"
+LOCAL_RELEASES=$OUT
 run_ok "audit" "$TESSERA" audit list
 assert_match "$OUT" 'firmware.publish' "audited"
 
 serve_start "$DIR" || fail "tessera serve did not start"
 FW_URL=$SERVE_URL/agent/v1/firmware/$REL
+run_ok "releases (remote)" "$TESSERA" fw releases --server "$SERVE_URL" --token "$ADMIN_TOKEN" \
+    --cacert "$ROOT"
+assert_eq "$(cut -f1-6,8 <<<"$OUT")" "$(cut -f1-6,8 <<<"$LOCAL_RELEASES")" \
+    "through the service: the same release and SHA-256"
 
 # --- device download over mutual TLS --------------------------------------------------------------
 dl() { # dl NAME OUT [curl args...]: sets STATUS

@@ -689,6 +689,10 @@ static void case_offers(store_fx *fx)
     OK(ts_store_fw_offer_insert(fx->s, w.a, "dev-2", r1.id, T0 + 2, &o2));
     OK(ts_store_fw_offer_insert(fx->s, w.a, "dev-1", r2.id, T0 + 3, &o3));
     OK(ts_store_fw_offer_insert(fx->s, w.b, "dev-1", rb.id, T0 + 4, &ob));
+    /* A release of another tenant is not offered. */
+    ERR(TS_ERR_NOT_FOUND, "no firmware release",
+        ts_store_fw_offer_insert(fx->s, w.a, "dev-1", rb.id, T0 + 5, &none));
+    assert_int_equal(none, 0);
     OK(ts_store_commit(fx->s));
     assert_true(o1 > 0 && o1 < o2 && o2 < o3 && o3 < ob);
 
@@ -718,9 +722,11 @@ static void case_offers(store_fx *fx)
     assert_offer(&rows[0], ob, rb.id, "dev-1", TS_FW_OFFER_SENT, "", "", T0 + 4, 0);
 
     /* Handed out again: a new sent time. */
-    ERR(TS_ERR_STATE, "ts_store_begin", ts_store_fw_offer_mark_sent(fx->s, o1, T0 + 100));
+    ERR(TS_ERR_STATE, "ts_store_begin", ts_store_fw_offer_mark_sent(fx->s, w.a, o1, T0 + 100));
     OK(ts_store_begin(fx->s));
-    OK(ts_store_fw_offer_mark_sent(fx->s, o1, T0 + 100));
+    OK(ts_store_fw_offer_mark_sent(fx->s, w.a, o1, T0 + 100));
+    /* Another tenant's id changes nothing. */
+    OK(ts_store_fw_offer_mark_sent(fx->s, w.b, o1, T0 + 150));
     OK(ts_store_commit(fx->s));
     offers_of(fx, w.a, "dev-1", r1.id, &rows, &count);
     assert_int_equal(count, 1);
@@ -740,7 +746,7 @@ static void case_offers(store_fx *fx)
     ERR(TS_ERR_NOT_FOUND, "no unanswered firmware offer",
         ts_store_fw_offer_answer(fx->s, w.a, "dev-1", &ok, T0 + 201, &out));
     assert_names_request(o1);
-    OK(ts_store_fw_offer_mark_sent(fx->s, o1, T0 + 300));
+    OK(ts_store_fw_offer_mark_sent(fx->s, w.a, o1, T0 + 300));
     OK(ts_store_commit(fx->s));
     offers_of(fx, w.a, "dev-1", r1.id, &rows, &count);
     assert_int_equal(count, 1);
