@@ -62,8 +62,11 @@ typedef enum ts_job_kind {
     TS_JOB_SET = 1,          /* set datastore entries: keys[i] = values[i] (TEXT) */
     TS_JOB_IMPORT = 2,       /* import a sealed blob (docs/import.md) as label */
     TS_JOB_ROTATE_TRUST = 3, /* set trust.roots to the PEM in data */
-    TS_JOB_REENROLL = 4,     /* re-enroll now */
+    TS_JOB_REENROLL = 4,     /* re-enroll now; with rekey, certify a new key */
 } ts_job_kind;
+
+/* The label of a REENROLL request that asks for a new key (Request.rekey on the wire). */
+#define TS_JOB_REKEY_LABEL "rekey"
 
 typedef enum ts_job_state {
     TS_JOB_PENDING = 1,
@@ -80,6 +83,7 @@ typedef struct ts_job_row {
     char actor[TS_JOB_ACTOR_MAX + 1];
     time_t created;
     time_t updated;
+    int rekey; /* TS_JOB_REENROLL: a new key is asked for */
 } ts_job_row;
 
 /* One request of a job. data and payload are OPENSSL_malloc'd (NULL when empty). */
@@ -113,6 +117,7 @@ typedef struct ts_job_spec {
     const uint8_t *data; /* TS_JOB_IMPORT: the blob; TS_JOB_ROTATE_TRUST: PEM certificates */
     size_t data_len;
     const char *actor; /* who asks (audit); NULL: the instance's actor */
+    int rekey;         /* TS_JOB_REENROLL: with a new key (the old certificate is superseded) */
 } ts_job_spec;
 
 /* The answer to one request, from a session. */

@@ -93,18 +93,17 @@ static ts_err handle_status(const agent_cmd_ctx *c, json_t *args, char *out, siz
 
 static ts_err handle_reenroll(const agent_cmd_ctx *c, json_t *args, char *out, size_t size)
 {
-    char serial[80];
-    ts_err rv;
+    const char *arg = json_string_value(json_array_get(args, 0));
+    int rekey = arg != NULL && strcmp(arg, "rekey") == 0;
 
-    (void)args;
+    /* No argument: a renewal of the same key; "rekey": a new key. */
+    if (json_array_size(args) != (size_t)rekey) {
+        return ts_error_set(TS_ERR_INVALID, "reenroll takes no argument or \"rekey\"");
+    }
     if (c->reenroll == NULL) {
         return ts_error_set(TS_ERR_UNSUPPORTED, "re-enrollment is not available here");
     }
-    rv = c->reenroll(c->reenroll_arg, serial, sizeof serial);
-    if (rv == TS_OK) {
-        snprintf(out, size, "reenrolled serial %s", serial);
-    }
-    return rv;
+    return c->reenroll(c->reenroll_arg, rekey, out, size);
 }
 
 /* args: URL and SHA256 of the update file (docs/firmware-device.md). */

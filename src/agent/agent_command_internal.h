@@ -28,8 +28,9 @@ typedef struct agent_cmd_ctx {
     const char *uid;        /* the device UID */
     const char *tenant;     /* the device's tenant (results carry it) */
     const char *trust_file; /* for the status handler's chain check; may be NULL */
-    /* The "reenroll" handler: a forced re-enrollment; writes the new serial. NULL: none. */
-    ts_err (*reenroll)(void *arg, char *serial, size_t size);
+    /* The "reenroll" handler: a forced re-enrollment, with a new key when rekey is set; writes
+     * the output, "reenrolled serial HEX" or "rekeyed serial HEX". NULL: none. */
+    ts_err (*reenroll)(void *arg, int rekey, char *out, size_t size);
     void *reenroll_arg;
     /* The "fw-update" handler: downloads and applies an offered update (agent_fw_offer.h) to
      * the inactive slot; writes a one-line summary. NULL: none. */

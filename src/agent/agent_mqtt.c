@@ -196,7 +196,7 @@ static ts_err identity_load(run_state *st)
     return TS_OK;
 }
 
-ts_err run_reenroll(run_state *st, int force, char *serial, size_t size)
+ts_err run_reenroll(run_state *st, int force, char *out, size_t size)
 {
     ts_agent_est_opts est;
     ts_agent_status s;
@@ -208,6 +208,7 @@ ts_err run_reenroll(run_state *st, int force, char *serial, size_t size)
     est.tenant = st->est_tenant;
     est.trust_file = st->trust_path;
     est.timeout = st->opts->timeout;
+    est.rekey = force > 1;
     if (force && st->server == NULL) {
         return ts_error_set(TS_ERR_STATE,
                             "no service URL for re-enrollment: give --server, or set %s in "
@@ -219,19 +220,24 @@ ts_err run_reenroll(run_state *st, int force, char *serial, size_t size)
         return rv;
     }
     rv = ts_agent_status_get(st->agent, NULL, &s);
+    if (rv == TS_OK) {
+        /* Loaded now, not by the loop: a command's result is signed with the new identity (a
+         * rekey deleted the old key); the loop reconnects with it (st->reload). */
+        rv = identity_load(st);
+    }
     if (rv != TS_OK) {
         return rv;
     }
-    snprintf(serial, size, "%s", s.serial);
-    run_emit(st, 0, "reenrolled serial %s", s.serial);
+    snprintf(out, size, "%s serial %s", est.rekey ? "rekeyed" : "reenrolled", s.serial);
+    run_emit(st, 0, "%s", out);
     st->reload = 1;
     return TS_OK;
 }
 
 static void reenroll_if_due(run_state *st)
 {
-    char serial[80];
-    if (run_reenroll(st, 0, serial, sizeof serial) != TS_OK) {
+    char out[128];
+    if (run_reenroll(st, 0, out, sizeof out) != TS_OK) {
         run_emit(st, 1, "re-enrollment failed: %s", ts_error_message());
         ts_error_clear();
     }
@@ -310,12 +316,10 @@ static void loop(run_state *st)
             run_disconnect(st, "done");
             return;
         }
+        /* run_reenroll() loaded the new identity; the connection is still the old one's. */
         if (st->reload) {
             st->reload = 0;
-            if (identity_load(st) != TS_OK) {
-                run_emit(st, 1, "cannot load the new identity: %s", ts_error_message());
-                ts_error_clear();
-            } else if (st->mosq != NULL) {
+            if (st->mosq != NULL) {
                 run_disconnect(st, "re-enrolled, reconnecting with the new certificate");
                 st->backoff = 1;
                 st->next_attempt = now;
@@ -387,13 +391,6 @@ ts_err ts_agent_run(ts_agent *agent, const ts_agent_run_opts *opts)
     if (rv == TS_OK) {
         mosquitto_lib_init();
         reenroll_if_due(st);
-        if (st->reload) {
-            st->reload = 0;
-            if (identity_load(st) != TS_OK) {
-                run_emit(st, 1, "cannot load the new identity: %s", ts_error_message());
-                ts_error_clear();
-            }
-        }
         loop(st);
         mosquitto_lib_cleanup();
     }

@@ -87,9 +87,9 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid)
     }
 }
 
-static ts_err command_reenroll(void *arg, char *serial, size_t size)
+static ts_err command_reenroll(void *arg, int rekey, char *out, size_t size)
 {
-    return run_reenroll(arg, 1, serial, size);
+    return run_reenroll(arg, 1 + rekey, out, size);
 }
 
 static ts_err command_fw_update(void *arg, const agent_fw_offer *offer, char *summary, size_t size)
@@ -133,6 +133,10 @@ static void on_message(struct mosquitto *mosq, void *arg, const struct mosquitto
         (void)agent_command_process(&c, msg->payload, (size_t)msg->payloadlen, time(NULL), &cmd,
                                     &res);
     }
+    /* A re-enrollment may have replaced the identity the result is signed with. */
+    c.cert = st->cert;
+    c.chain = st->chain;
+    c.key = st->key;
     if (res.status == TS_COMMAND_DONE) {
         run_emit(st, 0, "command %s %s: done", res.id, cmd.name);
     } else if (res.status == TS_COMMAND_FAILED) {

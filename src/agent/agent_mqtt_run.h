@@ -38,7 +38,7 @@ typedef struct run_state {
     STACK_OF(X509) * chain;
     EVP_PKEY *key;
     time_t not_after;
-    int reload; /* re-enrolled: load the new identity and reconnect */
+    int reload; /* re-enrolled (the new identity loaded): reconnect with it */
     char topic_telemetry[RUN_TOPIC_MAX], topic_status[RUN_TOPIC_MAX];
     char topic_commands[RUN_TOPIC_MAX], topic_results[RUN_TOPIC_MAX];
     /* the connection */
@@ -66,8 +66,10 @@ double run_now(void);
 void run_emit(run_state *st, int is_error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* A forced or due re-enrollment; on renewal the new identity is loaded by the loop (st->reload). */
-TS_MUST_CHECK ts_err run_reenroll(run_state *st, int force, char *serial, size_t size);
+/* A due (force 0) or forced re-enrollment (1; 2: with a new key); on renewal out holds
+ * "reenrolled serial HEX" or "rekeyed serial HEX", the new identity is loaded into st and the loop
+ * reconnects with it (st->reload). */
+TS_MUST_CHECK ts_err run_reenroll(run_state *st, int force, char *out, size_t size);
 
 /* Starts a connection attempt (PHASE_CONNECTING), or reports why not and schedules the next. */
 void run_connect(run_state *st);

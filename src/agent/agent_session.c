@@ -4,6 +4,7 @@
  * and kept only when a session with them gets an answer.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,6 +73,7 @@ typedef struct session {
     const conn_params *conn;
     ts_agent_sync_result *out;
     char trust_path[PATH_MAX];
+    /* cert to http: what session_open() makes and session_close() frees */
     X509 *cert;
     STACK_OF(X509) * chain;
     EVP_PKEY *key;
@@ -80,6 +82,7 @@ typedef struct session {
     sess_http_cfg cfg;
     sess_http *http;
     int connected; /* a valid reply arrived */
+    int renewed;   /* a request replaced the identity: the next message goes out with it */
     char session_id[SESS_ID_MAX + 1];
 } session;
 
@@ -232,6 +235,7 @@ static ts_err run_requests(session *s, const Tessera__Agent__V1__ServiceMessage 
         } else {
             sess_execute(s->ctx, &req, res);
             *report |= req.op == SESS_AGENT_REPORT;
+            s->renewed |= res->renewed;
         }
         OPENSSL_free(entries);
         s->out->requests++;
@@ -308,6 +312,13 @@ static ts_err session_run(session *s)
         results = NULL;
         result_count = 0;
         report = 0;
+        if (rv == TS_OK && s->renewed) {
+            /* A rekey revoked the certificate the session began with: go on with the new one. */
+            s->renewed = 0;
+            session_close(s);
+            memset(&s->cert, 0, offsetof(session, connected) - offsetof(session, cert));
+            rv = session_open(s);
+        }
         if (rv == TS_OK) {
             rv = sess_http_post(s->http, body, body_len, &reply, &reply_len);
         }

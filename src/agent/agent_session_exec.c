@@ -387,6 +387,7 @@ static ts_err run(sess_ctx *ctx, const sess_request *req, sess_result *res)
         if (ctx->est.server == NULL || ctx->est.trust_file == NULL) {
             return ts_error_set(TS_ERR_STATE, "re-enrollment needs the service URL and trust");
         }
+        ctx->est.rekey = req->rekey; /* ctx->est serves this request alone */
         return ts_agent_reenroll(ctx->agent, &ctx->est, ctx->threshold_days, req->force,
                                  &res->renewed);
     case SESS_AGENT_REPORT:

@@ -59,6 +59,7 @@ typedef struct sess_request {
     const char *const *names; /* DS_READ; none: every entry */
     size_t name_count;
     int force; /* AGENT_REENROLL: even when not due */
+    int rekey; /* AGENT_REENROLL: with a new key (ts_agent_est_opts.rekey) */
 } sess_request;
 
 /* One result. data and entries (with their names and values) are owned: sess_result_clear(). */

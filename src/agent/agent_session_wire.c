@@ -104,6 +104,7 @@ ts_err sess_wire_request(const Tessera__Agent__V1__Request *r, sess_request *out
     out->names = (const char *const *)r->names;
     out->name_count = r->n_names;
     out->force = 1; /* a re-enrollment the service asks for is done now */
+    out->rekey = r->rekey;
     if (r->n_names > TS_DATASTORE_ENTRIES_MAX) {
         return ts_error_set(TS_ERR_LIMIT, "a request names %zu datastore entries, over %d",
                             r->n_names, TS_DATASTORE_ENTRIES_MAX);

@@ -2,7 +2,8 @@
  * tessera job: provisioning jobs for a device's agent (include/tessera/jobs.h, docs/protocol.md).
  * create queues one job (or one per device of a group) and prints its id; list shows a tenant's
  * jobs, newest first; show prints a job and the result of each of its requests. The device's agent
- * carries the job out in its next provisioning session. Each command works on --dir.
+ * carries the job out in its next provisioning session. Each command works on --dir or, in remote
+ * mode, through the service (cli_job_remote.c).
  */
 #include <string.h>
 
@@ -10,6 +11,8 @@
 
 #include "cli/cli_instance.h"
 #include "cli/cli_job.h"
+#include "cli/cli_job_remote.h"
+#include "cli/cli_remote.h"
 #include "tessera/access.h"
 #include "tessera/jobs.h"
 
@@ -35,7 +38,11 @@ static const cli_opt create_opts[] = {
      .value = "FILE",
      .help = "replace the device's trust roots (trust.roots) with the PEM certificates in FILE"},
     {.name = "reenroll", .help = "re-enroll the device's certificate now"},
+    {.name = "rekey",
+     .help = "with --reenroll: certify a new key made in the device's key store; the old "
+             "certificate is revoked as superseded"},
     CLI_OPT_TENANT,
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -43,6 +50,7 @@ static const cli_opt list_opts[] = {
     CLI_OPT_DIR,
     CLI_OPT_TENANT,
     {.name = "device", .value = "UID", .help = "only the jobs of this device"},
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -50,6 +58,7 @@ static const cli_opt show_opts[] = {
     CLI_OPT_DIR,
     {.name = "id", .value = "ID", .flags = CLI_OPT_REQUIRED, .help = "the job's id"},
     CLI_OPT_TENANT,
+    CLI_OPTS_REMOTE,
     {0},
 };
 
@@ -87,10 +96,14 @@ static int parse_sets(const cli_args *args, job_sets *sets)
     return CLI_EXIT_OK;
 }
 
-/* Exactly one of --set, --import, --rotate-trust and --reenroll; --label only with --import. */
+/* Exactly one of --set, --import, --rotate-trust and --reenroll; --label only with --import,
+ * --rekey only with --reenroll. */
 static int parse_kind(const cli_args *args, ts_job_kind *kind)
 {
     int n = 0;
+    if (cli_opt_given(args, "rekey") && !cli_opt_given(args, "reenroll")) {
+        return cli_usage_error(args, "--rekey goes with --reenroll");
+    }
     if (cli_opt_given(args, "set")) {
         *kind = TS_JOB_SET;
         n++;
@@ -168,6 +181,7 @@ static int cmd_create(const cli_args *args)
     spec.tenant = cli_opt_value(args, "tenant");
     spec.device_uid = uid;
     spec.kind = kind;
+    spec.rekey = cli_opt_given(args, "rekey");
     if (kind == TS_JOB_SET) {
         spec.keys = sets.key_ptrs;
         spec.values = sets.values;
@@ -180,6 +194,11 @@ static int cmd_create(const cli_args *args)
         spec.label = cli_opt_value(args, "label");
         spec.data = data;
         spec.data_len = len;
+    }
+    if (cli_remote_wanted(args)) {
+        status = cli_remote_job_create(args, &spec, group);
+        OPENSSL_clear_free(data, len);
+        return status;
     }
     status = cli_instance_open(args, &ca);
     if (status == CLI_EXIT_OK && group != NULL) {
@@ -209,6 +228,9 @@ static int cmd_list(const cli_args *args)
     if (device != NULL && ts_device_uid_check(device) != TS_OK) {
         return cli_usage_error(args, "--device: %s", ts_error_message());
     }
+    if (cli_remote_wanted(args)) {
+        return cli_remote_job_list(args, device, LIST_LIMIT);
+    }
     status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {
         return status;
@@ -221,9 +243,9 @@ static int cmd_list(const cli_args *args)
             continue;
         }
         cli_time_text(rows[i].created, created);
-        printf("%lld\t%s\t%s\t%s\t%s\t%s\n", (long long)rows[i].id, rows[i].device_uid,
-               ts_job_kind_name(rows[i].kind), ts_job_state_name(rows[i].state), created,
-               rows[i].actor);
+        printf("%lld\t%s\t%s%s\t%s\t%s\t%s\n", (long long)rows[i].id, rows[i].device_uid,
+               ts_job_kind_name(rows[i].kind), rows[i].rekey ? " (rekey)" : "",
+               ts_job_state_name(rows[i].state), created, rows[i].actor);
     }
     OPENSSL_free(rows);
     ts_ca_free(ca);
@@ -263,6 +285,9 @@ static int cmd_show(const cli_args *args)
     if (cli_parse_u64(text, &id) != 0 || id == 0 || id > INT64_MAX) {
         return cli_usage_error(args, "--id: a job's id (a positive number), not '%s'", text);
     }
+    if (cli_remote_wanted(args)) {
+        return cli_remote_job_show(args, (int64_t)id);
+    }
     status = cli_instance_open(args, &ca);
     if (status != CLI_EXIT_OK) {
         return status;
@@ -272,11 +297,11 @@ static int cmd_show(const cli_args *args)
     } else {
         cli_time_text(job.created, created);
         cli_time_text(job.updated, updated);
-        printf("job:      %lld\ntenant:   %s\ndevice:   %s\nkind:     %s\nstate:    %s\n"
+        printf("job:      %lld\ntenant:   %s\ndevice:   %s\nkind:     %s%s\nstate:    %s\n"
                "actor:    %s\ncreated:  %s\nupdated:  %s\nrequests:\n",
                (long long)job.id, tenant != NULL ? tenant : TS_DEFAULT_TENANT, job.device_uid,
-               ts_job_kind_name(job.kind), ts_job_state_name(job.state), job.actor, created,
-               updated);
+               ts_job_kind_name(job.kind), job.rekey ? " (rekey)" : "",
+               ts_job_state_name(job.state), job.actor, created, updated);
         for (size_t i = 0; i < count; i++) {
             print_request(&reqs[i]);
         }
@@ -291,6 +316,10 @@ static const char create_help[] =
     "times (or --set a=1 b=2); the entries are written in one datastore transaction. FILE may\n"
     "be - for standard input. The job's id is printed alone on one line.\n"
     "\n"
+    "--reenroll --rekey asks the agent for a new key pair made in its key store; the service\n"
+    "revokes the old certificate as superseded once the new one is issued. list and show mark\n"
+    "such a job 'reenroll (rekey)'.\n"
+    "\n"
     "With --group NAME instead of --device the same job is queued for each device of the group\n"
     "in one transaction (each device's results are tracked in its own job): it prints\n"
     "'group NAME: N job(s) queued', then 'ID<tab>UID' per job. An unknown or empty group is an\n"
@@ -300,7 +329,9 @@ static const char create_help[] =
     "  id=$(tessera job create --device dev-0001 --set mqtt.host=broker.example)\n"
     "  tessera job create --device dev-0001 --import app.blob --label app.key\n"
     "  tessera job create --device dev-0001 --rotate-trust roots.pem\n"
-    "  tessera job create --group lot-7 --reenroll\n";
+    "  tessera job create --group lot-7 --reenroll\n"
+    "  tessera job create --device dev-0001 --reenroll --rekey\n"
+    "\n" CLI_REMOTE_HELP;
 
 const cli_command cli_job_commands[] = {
     {.name = "create",
@@ -312,12 +343,12 @@ const cli_command cli_job_commands[] = {
      .summary = "List jobs, newest first: id, device, kind, state, created, actor",
      .opts = list_opts,
      .run = cmd_list,
-     .help = NULL},
+     .help = CLI_REMOTE_HELP},
     {.name = "show",
      .summary = "Show a job and the result of each of its requests",
      .opts = show_opts,
      .run = cmd_show,
      .help = "Each request: seq, operation, label, state, answered, and the error when it "
-             "failed.\n"},
+             "failed.\n\n" CLI_REMOTE_HELP},
     {0},
 };

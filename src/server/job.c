@@ -145,10 +145,14 @@ static ts_err job_requests(const ts_job_spec *s, ts_job_request_row *reqs, size_
         req_set(&reqs[n++], TS_JOB_EP_DATASTORE, TS_JOB_OP_DS_COMMIT, NULL, NULL, 0);
         break;
     case TS_JOB_REENROLL:
-        req_set(&reqs[n++], TS_JOB_EP_AGENT, TS_JOB_OP_REENROLL, NULL, NULL, 0);
+        req_set(&reqs[n++], TS_JOB_EP_AGENT, TS_JOB_OP_REENROLL,
+                s->rekey ? TS_JOB_REKEY_LABEL : NULL, NULL, 0);
         break;
     default:
         rv = ts_error_set(TS_ERR_INVALID, "unknown job kind %d", (int)s->kind);
+    }
+    if (rv == TS_OK && s->rekey && s->kind != TS_JOB_REENROLL) {
+        rv = ts_error_set(TS_ERR_INVALID, "a new key (rekey) goes with a re-enrollment job only");
     }
     *count = n;
     return rv;
@@ -163,6 +167,7 @@ static ts_err job_insert(ts_ca *ca, const ts_tenant_row *t, const ts_job_spec *s
     memset(job, 0, sizeof *job);
     job->tenant_id = t->id;
     job->kind = spec->kind;
+    job->rekey = spec->rekey != 0;
     snprintf(job->device_uid, sizeof job->device_uid, "%s", uid);
     /* The job keeps who queued it for display; the audit entry holds the actor whole. */
     size_t actor_len = strnlen(actor, sizeof job->actor - 1);
@@ -174,13 +179,13 @@ static ts_err job_insert(ts_ca *ca, const ts_tenant_row *t, const ts_job_spec *s
         snprintf(object, sizeof object, "%lld", (long long)job->id);
         rv = srv_audit(ca, "job.create", object,
                        group == NULL
-                           ? srv_json("{s:s, s:s, s:s, s:I, s:s}", "tenant", t->name, "device",
-                                      job->device_uid, "kind", ts_job_kind_name(job->kind),
-                                      "requests", (json_int_t)n, "by", job->actor)
-                           : srv_json("{s:s, s:s, s:s, s:s, s:I, s:s}", "tenant", t->name, "device",
-                                      job->device_uid, "group", group, "kind",
-                                      ts_job_kind_name(job->kind), "requests", (json_int_t)n, "by",
-                                      job->actor));
+                           ? srv_json("{s:s, s:s, s:s, s:b, s:I, s:s}", "tenant", t->name, "device",
+                                      job->device_uid, "kind", ts_job_kind_name(job->kind), "rekey",
+                                      spec->rekey != 0, "requests", (json_int_t)n, "by", job->actor)
+                           : srv_json("{s:s, s:s, s:s, s:s, s:b, s:I, s:s}", "tenant", t->name,
+                                      "device", job->device_uid, "group", group, "kind",
+                                      ts_job_kind_name(job->kind), "rekey", spec->rekey != 0,
+                                      "requests", (json_int_t)n, "by", job->actor));
     }
     return rv;
 }

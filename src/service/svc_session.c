@@ -70,6 +70,9 @@ static Tessera__Agent__V1__Request *request_new(const ts_job_request_row *q,
         entries[0] = entry;
         m->entries = entries;
         m->n_entries = 1;
+    } else if (q->operation == TS_JOB_OP_REENROLL) {
+        /* The job's marker label becomes the request's rekey flag. */
+        m->rekey = strcmp(q->label, TS_JOB_REKEY_LABEL) == 0;
     } else {
         m->label = (char *)q->label;
         m->data.data = q->data;

@@ -37,7 +37,7 @@ const svc_route svc_session_routes[] = {
           "Provisioning jobs, newest first (?limit)"),
     ROUTE("POST", T "/jobs", svc_session_job_create, A | O, SVC_ROUTE_BODY,
           "Queue a job for a device, or one for each device of a group: set, import, "
-          "rotate_trust or reenroll"),
+          "rotate_trust or reenroll (with \"rekey\": true, a new key)"),
     ROUTE("GET", T "/jobs/{id}", svc_session_job_get, A | O | U, 0,
           "A job with the result of each of its requests"),
     ROUTE("GET", T "/devices/{uid}/status", svc_session_device_status, A | O | U | D,
@@ -47,9 +47,9 @@ const svc_route svc_session_routes[] = {
 
 static json_t *job_json(const ts_job_row *j)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)j->id, "device",
-                     j->device_uid, "kind", ts_job_kind_name(j->kind), "state",
-                     ts_job_state_name(j->state), "actor", j->actor, "created",
+    return json_pack("{s:I, s:s, s:s, s:b, s:s, s:s, s:o, s:o}", "id", (json_int_t)j->id, "device",
+                     j->device_uid, "kind", ts_job_kind_name(j->kind), "rekey", j->rekey != 0,
+                     "state", ts_job_state_name(j->state), "actor", j->actor, "created",
                      svc_api_time_json(j->created), "updated", svc_api_time_json(j->updated));
 }
 
@@ -200,8 +200,8 @@ static void group_jobs_create(svc_request *r, const ts_job_spec *spec, const cha
 
 void svc_session_job_create(svc_request *r)
 {
-    static const char *const allowed[] = {"device",       "group",    "set", "import",
-                                          "rotate_trust", "reenroll", NULL};
+    static const char *const allowed[] = {"device",       "group",    "set",   "import",
+                                          "rotate_trust", "reenroll", "rekey", NULL};
     const char *keys[TS_JOB_SETS_MAX], *values[TS_JOB_SETS_MAX];
     ts_job_spec spec = {0};
     ts_job_row job;
@@ -220,6 +220,7 @@ void svc_session_job_create(svc_request *r)
     json_t *imp = json_object_get(doc, "import");
     json_t *trust = json_object_get(doc, "rotate_trust");
     json_t *re = json_object_get(doc, "reenroll");
+    json_t *rekey = json_object_get(doc, "rekey");
     spec.tenant = r->tenant.name;
     spec.device_uid = json_string_value(json_object_get(doc, "device"));
     const char *group = json_string_value(json_object_get(doc, "group"));
@@ -228,6 +229,8 @@ void svc_session_job_create(svc_request *r)
         rv = ts_error_set(TS_ERR_INVALID,
                           "a job names a \"device\" or a \"group\" and exactly one of \"set\", "
                           "\"import\", \"rotate_trust\", \"reenroll\"");
+    } else if (rekey != NULL && (re == NULL || !json_is_boolean(rekey))) {
+        rv = ts_error_set(TS_ERR_INVALID, "\"rekey\" is true or false, beside \"reenroll\": true");
     } else if (set != NULL) {
         const char *k;
         json_t *v;
@@ -269,6 +272,7 @@ void svc_session_job_create(svc_request *r)
         }
     } else {
         spec.kind = TS_JOB_REENROLL;
+        spec.rekey = json_is_true(rekey);
         if (!json_is_true(re)) {
             rv = ts_error_set(TS_ERR_INVALID, "\"reenroll\" is true");
         }

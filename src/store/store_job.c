@@ -11,7 +11,11 @@
 #include "store/store_access_internal.h"
 #include "tessera/jobs.h"
 
-#define JOB_COLUMNS "id, tenant_id, device_uid, kind, state, actor, created, updated"
+/* The last column: whether a REENROLL job asks for a new key (its request's label). */
+#define JOB_COLUMNS                                                                                \
+    "id, tenant_id, device_uid, kind, state, actor, created, updated, (SELECT COUNT(*) FROM "      \
+    "job_requests r WHERE r.job_id = jobs.id AND r.operation = 10 AND r.label = "                  \
+    "'" TS_JOB_REKEY_LABEL "')"
 #define JOB_REQ_COLUMNS                                                                            \
     "id, job_id, seq, endpoint, operation, label, data, state, error_code, error_message, "        \
     "payload, sent, answered"
@@ -81,6 +85,9 @@ static ts_err job_row(void *ctx, const ts_sql_row *row)
     }
     if (rv == TS_OK) {
         rv = ts_sql_get_time(row, 7, "jobs.updated", &j->updated);
+    }
+    if (rv == TS_OK) {
+        rv = get_small(row, 8, "jobs.rekey", 0, 1, &j->rekey);
     }
     j->kind = (ts_job_kind)kind;
     j->state = (ts_job_state)state;

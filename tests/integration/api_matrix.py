@@ -435,7 +435,7 @@ def build_cell(w, method, pattern, side):
         w.must(a("POST", group + "/members", {"devices": [uid]}), 200, "member " + uid)
         return Cell("%s/members/%s" % (group, uid), unchanged=members_are(1))
     if key == ("POST", T + "/jobs"):
-        return Cell(t + "/jobs", body={"device": w.fresh("jd"), "reenroll": True})
+        return Cell(t + "/jobs", body={"device": w.fresh("jd"), "reenroll": True, "rekey": True})
     if key == ("GET", T + "/jobs/{id}"):
         job = w.must(a("POST", t + "/jobs", {"device": w.fresh("jg"), "reenroll": True}), 201,
                      "job")

@@ -13,6 +13,7 @@
  *   session_client dump IN                   prints a ServiceMessage: "session ID", "done 0|1",
  *                                            "crl BYTES", then one line per request:
  *                                            "request ID ENDPOINT OPERATION LABEL [NAME=VALUE]"
+ *                                            (and " rekey" when the request asks for a new key)
  *
  * Exit status 0 on success, 1 on failure (a message on stderr), 2 on a bad command line.
  */
@@ -278,7 +279,7 @@ static int cmd_dump(const char *in)
             printf(" %s=%.*s", q->entries[j]->name, (int)q->entries[j]->value.len,
                    (const char *)q->entries[j]->value.data);
         }
-        printf("\n");
+        printf("%s\n", q->rekey ? " rekey" : "");
     }
     tessera__agent__v1__service_message__free_unpacked(m, NULL);
     return 0;

@@ -3,8 +3,9 @@
 # the instance's CAs required, no plugin): a device enrolled by claim code sends telemetry over
 # mutual TLS with its key-store key, seen by mosquitto_sub; signed commands made by cmd_tool with
 # a command-signer certificate run (ping, echo, status, reenroll with a reconnect on the new
-# certificate), a forged, a replayed and an expired one are refused, and the signed results say
-# so; a broker refusal is reported; telemetry queued while the broker restarts is delivered
+# certificate, reenroll rekey with a new key and the old certificate superseded), a forged, a
+# replayed and an expired one and a reenroll with an unknown argument are refused, and the signed
+# results say so; a broker refusal is reported; telemetry queued while the broker restarts is delivered
 # (--count). docs/agent.md "Running: MQTT telemetry and commands" describes it.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -144,6 +145,7 @@ run_ok "claim inject" agent claim inject "$WORK/code"
 run_ok "enroll by claim code" agent enroll --server "$SERVE_URL" --trust "$ROOT"
 SERIAL1=$(sed -n 's/^serial: *//p' <<<"$OUT")
 [ -n "$SERIAL1" ] || fail "enroll printed no serial"
+PUB1=$("$TESSERA" keystore pubkey --keystore "$KS" --label identity)
 TOPIC=tessera/default/$UID_
 
 # --- usage and start-up failures ------------------------------------------------------------------
@@ -282,9 +284,23 @@ sign 10 c-after ping >"$WORK/after.der"
 send "$WORK/after.der"
 wait_for "$WORK/agent.out" '^command c-after ping: done$'
 pass "commands run on the new connection"
+# reenroll takes one optional argument, "rekey": anything else is refused and changes nothing.
+sign 11 c-bogus reenroll bogus >"$WORK/bogus.der"
+send "$WORK/bogus.der"
+wait_for "$WORK/agent.out" '^command c-bogus reenroll: failed: reenroll takes no argument or "rekey"'
+pass "reenroll with an unknown argument is refused"
+assert_eq "$(grep -Ec '^(reenrolled|rekeyed) serial ' "$WORK/agent.out")" 1 "...and re-enrolls nothing"
+sign 12 c-rekey reenroll rekey >"$WORK/rekey.der"
+send "$WORK/rekey.der"
+wait_for "$WORK/agent.out" '^command c-rekey reenroll: done$' 30
+assert_match "$(cat "$WORK/agent.out")" '^rekeyed serial [0-9a-f]+$' "reenroll rekey rekeys"
+SERIAL3=$(sed -n 's/^rekeyed serial //p' "$WORK/agent.out")
+[ "$SERIAL3" != "$SERIAL2" ] || fail "the rekey kept the serial"
+wait_count "$WORK/agent.out" '^connected ' 3 10
+pass "...and reconnects with the new certificate"
 
 # The signed results, verified against the root.
-wait_count "$WORK/results.hex" . 10 10
+wait_count "$WORK/results.hex" . 12 10
 run_ok "the results verify" results
 R=$OUT
 assert_match "$R" '^c-ping 1 done pong$' "result: ping done, pong"
@@ -297,6 +313,8 @@ assert_match "$R" '^c-nope 7 failed no handler' "result: no handler"
 assert_match "$R" "^c-status 8 done uid: $UID_" "result: status"
 assert_match "$R" "^c-reenroll 9 done reenrolled serial $SERIAL2" "result: reenroll"
 assert_match "$R" '^c-after 10 done pong$' "result: after the reconnect"
+assert_match "$R" '^c-bogus 11 failed reenroll takes no argument or "rekey"' "result: bogus refused"
+assert_match "$R" "^c-rekey 12 done rekeyed serial $SERIAL3" "result: rekey"
 
 kill -TERM "$APID"
 RC=0
@@ -304,7 +322,15 @@ wait "$APID" || RC=$?
 assert_eq "$RC" 0 "SIGTERM: exit 0"
 assert_match "$(tail -n1 "$WORK/agent.out")" '^disconnected: stopped$' "...after a clean disconnect"
 run_ok "status after the run" agent status --trust "$ROOT"
-assert_match "$OUT" "serial: *$SERIAL2" "the new certificate is current"
+assert_match "$OUT" "serial: *$SERIAL3" "the rekeyed certificate is current"
+assert_match "$OUT" 'key: *identity\.key\.[0-9]+$' "...for a new key-store key"
+CERT_LABEL=$(sed -n 's/^cert: *//p' <<<"$OUT")
+"$TESSERA" keystore get --keystore "$KS" --label "$CERT_LABEL" >"$WORK/cert3.pem"
+[ "$(openssl x509 -in "$WORK/cert3.pem" -noout -pubkey)" != "$PUB1" ] ||
+    fail "the rekeyed certificate has the old public key"
+pass "the rekeyed certificate has a new public key"
+run_ok "the replaced certificate" "$TESSERA" cert show "$SERIAL2"
+assert_match "$OUT" 'revoked: .*\(superseded\)' "...is revoked as superseded"
 
 # --- the broker restarts: queued telemetry is delivered ----------------------------------------------
 "${RUN[@]}" --mqtt "127.0.0.1:$PORT" --trust "$ROOT" --interval 1 --count 7 \
@@ -373,14 +399,14 @@ on_exit kill "$APID"
 wait_for "$WORK/fw-agent.out" '^connected ' 15
 sleep 0.5 # the subscription to the commands topic
 FW_STATE=$(sha256sum "$STATE/fw.state" | cut -d' ' -f1)
-sign 11 c-fw-args fw-update "$FW_URL" >"$WORK/fw-args.der"
+sign 13 c-fw-args fw-update "$FW_URL" >"$WORK/fw-args.der"
 send "$WORK/fw-args.der"
 wait_for "$WORK/fw-agent.out" '^command c-fw-args fw-update: failed: ' 15
 assert_match "$(cat "$WORK/fw-agent.out")" \
     '^command c-fw-args fw-update: failed: fw-update takes two arguments: URL and SHA256$' \
     "fw-update with one argument fails, saying what it takes"
 ZERO=$(printf '0%.0s' $(seq 64))
-sign 12 c-fw-sha fw-update "$FW_URL" "$ZERO" >"$WORK/fw-sha.der"
+sign 14 c-fw-sha fw-update "$FW_URL" "$ZERO" >"$WORK/fw-sha.der"
 send "$WORK/fw-sha.der"
 wait_for "$WORK/fw-agent.out" '^command c-fw-sha fw-update: failed: ' 30
 assert_match "$(cat "$WORK/fw-agent.out")" \
@@ -388,17 +414,17 @@ assert_match "$(cat "$WORK/fw-agent.out")" \
     "fw-update with a wrong SHA256 fails, naming both digests"
 assert_eq "$(sha256sum "$STATE/fw.state" | cut -d' ' -f1)" "$FW_STATE" \
     "...and leaves the boot state as it was"
-sign 13 c-fw fw-update "$FW_URL" "$FW_SHA" >"$WORK/fw.der"
+sign 15 c-fw fw-update "$FW_URL" "$FW_SHA" >"$WORK/fw.der"
 send "$WORK/fw.der"
 wait_for "$WORK/fw-agent.out" '^command c-fw fw-update: (done|failed)' 30
 assert_match "$(cat "$WORK/fw-agent.out")" '^command c-fw fw-update: done$' "fw-update runs"
-wait_count "$WORK/results.hex" . 13 10
+wait_count "$WORK/results.hex" . 15 10
 run_ok "the fw-update results verify" results
-assert_match "$OUT" '^c-fw-args 11 failed fw-update takes two arguments: URL and SHA256$' \
+assert_match "$OUT" '^c-fw-args 13 failed fw-update takes two arguments: URL and SHA256$' \
     "result: one argument"
-assert_match "$OUT" "^c-fw-sha 12 failed release $FW_REL: the update file's SHA-256 $FW_SHA is not the expected $ZERO$" \
+assert_match "$OUT" "^c-fw-sha 14 failed release $FW_REL: the update file's SHA-256 $FW_SHA is not the expected $ZERO$" \
     "result: wrong SHA256"
-assert_match "$OUT" "^c-fw 13 done applied release $FW_REL: version 1 to slot b, pending$" \
+assert_match "$OUT" "^c-fw 15 done applied release $FW_REL: version 1 to slot b, pending$" \
     "result: applied release ID: version 1 to slot b, pending"
 # fw status does not wait for the running agent's lock.
 run_ok "fw status while the agent runs" timeout 20 "$AGENT" fw status --keystore "$KS" \

@@ -2,8 +2,9 @@
 # Provisioning sessions end to end against a running `tessera serve`: a device whose keys are in
 # SoftHSM2, enrolled by claim code, jobs queued by `tessera job create`, and `tessera-agent sync` carrying
 # them out: a configuration value lands in the datastore, an end-to-end encrypted key is imported,
-# a replayed import is refused and reported back, and a staged service URL that does not work is
-# dropped while the old one keeps working. docs/agent.md ("Sessions") describes it.
+# a replayed import is refused and reported back, a staged service URL that does not work is
+# dropped while the old one keeps working, a re-enrollment keeps the key and one with --rekey
+# certifies a new key and supersedes the old certificate. docs/agent.md ("Sessions") describes it.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/serve.sh"
@@ -127,15 +128,69 @@ run_ok "sync with nothing on the command line" agent sync
 assert_match "$OUT" 'session done' "the datastore's URL and roots work"
 
 # --- a re-enrollment the service asks for ---------------------------------------------------------
+# The public key of the current certificate, and its serial (lower case).
+cur_pubkey() {
+    local label
+    label=$(agent status | sed -n 's/^cert: *//p')
+    [ -n "$label" ] || fail "agent status names no certificate"
+    "$TESSERA" keystore get --keystore "$KS" --label "$label" | openssl x509 -noout -pubkey
+}
+cur_serial() {
+    agent status | sed -n 's/^serial: *//p' | tr A-F a-f
+}
+PUB1=$(cur_pubkey)
+SERIAL1=$(cur_serial)
 job_create --reenroll
 REENROLL_JOB=$JOB
 run_ok "sync re-enrolls" agent sync
 job_show "$REENROLL_JOB"
 assert_match "$OUT" 'state: +done' "the re-enrollment job is done"
+assert_match "$OUT" 'kind: +reenroll$' "...a plain re-enrollment"
 run_ok "status after the re-enrollment" agent status --trust "$ROOT"
 assert_match "$OUT" 'generation: 2' "a new identity generation"
 assert_match "$OUT" 'trust: *verified' "...that verifies"
+assert_eq "$(cur_pubkey)" "$PUB1" "a plain re-enrollment keeps the key"
+SERIAL2=$(cur_serial)
+[ "$SERIAL2" != "$SERIAL1" ] || fail "the re-enrollment kept the serial"
+run_ok "the renewed certificate" "$TESSERA" cert show "$SERIAL1"
+assert_no_match "$OUT" 'superseded' "a renewal does not revoke the old certificate"
 run_ok "a session with the new identity" agent sync
+
+# --- a re-enrollment with a new key the service asks for ------------------------------------------
+expect_status 2 "--rekey without --reenroll: usage" "$TESSERA" job create --device "$UID_" --rekey
+assert_match "$ERR" 'rekey goes with --reenroll' "...saying so"
+expect_status 2 "--rekey with --set: usage" "$TESSERA" job create --device "$UID_" --rekey \
+    --set a.b=1
+run_ok "no job was queued by the refusals" "$TESSERA" job list --device "$UID_"
+assert_eq "$(grep -c . <<<"$OUT")" "$(grep -c . <<<"$("$TESSERA" job list)")" "...job list agrees"
+NJOBS=$(grep -c . <<<"$OUT")
+job_create --reenroll --rekey
+REKEY_JOB=$JOB
+run_ok "job list" "$TESSERA" job list --device "$UID_"
+assert_eq "$(grep -c . <<<"$OUT")" "$((NJOBS + 1))" "one job more"
+assert_match "$OUT" "^$REKEY_JOB[[:space:]]+$UID_[[:space:]]+reenroll \(rekey\)[[:space:]]+pending" \
+    "job list marks the rekey"
+assert_match "$OUT" "^$REENROLL_JOB[[:space:]]+$UID_[[:space:]]+reenroll[[:space:]]+done" \
+    "...and not the plain re-enrollment"
+run_ok "sync rekeys" agent sync
+job_show "$REKEY_JOB"
+assert_match "$OUT" 'kind: +reenroll \(rekey\)' "job show marks the rekey"
+assert_match "$OUT" 'state: +done' "the rekey job is done"
+assert_match "$OUT" 'REENROLL[[:space:]]+rekey[[:space:]]+done' "...its request asked for a new key"
+run_ok "status after the rekey" agent status --trust "$ROOT"
+assert_match "$OUT" 'generation: 3' "a new identity generation"
+assert_match "$OUT" 'key: *identity\.key\.3$' "...with a new key-store key"
+assert_match "$OUT" 'trust: *verified' "...that verifies"
+PUB3=$(cur_pubkey)
+[ "$PUB3" != "$PUB1" ] || fail "the rekey kept the public key"
+pass "the certificate is for a new public key"
+run_ok "the replaced certificate" "$TESSERA" cert show "$SERIAL2"
+assert_match "$OUT" 'revoked: .*\(superseded\)' "...is revoked as superseded"
+run_ok "a session with the rekeyed identity" agent sync
+assert_match "$OUT" 'session done' "...works"
+job_create --reenroll
+run_ok "a renewal with the rekeyed identity" agent sync
+assert_eq "$(cur_pubkey)" "$PUB3" "...keeps the new key"
 
 # --- the service keeps the last status report --------------------------------------------------
 run_ok "the device's status report" curl -sf --cacert "$ROOT" \

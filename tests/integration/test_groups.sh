@@ -90,6 +90,21 @@ assert_match "$OUT" 'dev-g1' "the job is dev-g1's"
 assert_match "$OUT" 'DS_PUT	mqtt.host' "with the set request"
 run_ok "job list --device dev-g2" "$TESSERA" job list --device dev-g2
 assert_match "$OUT" $'\tdev-g2\tset\tpending\t' "dev-g2 has its own pending job"
+run_ok "a rekey for the group" "$TESSERA" job create --group lot-1 --reenroll --rekey
+assert_match "$(head -n 1 <<<"$OUT")" '^group lot-1: 2 job\(s\) queued$' "...for each member"
+run_ok "job list after the group rekey" "$TESSERA" job list
+assert_eq "$(grep -Ec $'\tdev-g[12]\treenroll \\(rekey\\)\tpending\t' <<<"$OUT")" 2 \
+    "each member has a pending rekey job"
+run_ok "job create --group through the service" "$TESSERA" job create --group lot-1 \
+    --set mqtt.port=8884 "${R[@]}"
+assert_match "$OUT" $'^group lot-1: 2 job\\(s\\) queued\n[0-9]+\tdev-g1\n[0-9]+\tdev-g2$' \
+    "through the service: the same report, one job per member"
+J2=$(awk -F'\t' '$2 == "dev-g2" {print $1}' <<<"$OUT")
+run_ok "its job for dev-g2" "$TESSERA" job show --id "$J2"
+assert_match "$OUT" 'DS_PUT	mqtt.port' "...with the set request"
+expect_status 1 "job create --group through the service of an unknown group" "$TESSERA" job create \
+    --group nosuch --reenroll "${R[@]}"
+assert_match "$ERR" 'nosuch' "...naming it"
 
 run_ok "audit list" "$TESSERA" audit list
 for a in group.create group.add job.create; do
@@ -131,7 +146,11 @@ api POST "$T/jobs" '{"group": "nosuch", "reenroll": true}'
 assert_eq "$STATUS" 404 "POST jobs for an unknown group"
 api POST "$T/jobs" '{"group": "rest-1", "device": "dev-g1", "reenroll": true}'
 assert_eq "$STATUS" 400 "POST jobs with both a device and a group"
-assert_eq "$(jobs_count)" "$((before + 1))" "only the accepted group job was queued"
+api POST "$T/jobs" '{"group": "rest-1", "reenroll": true, "rekey": true}'
+assert_eq "$STATUS" 201 "POST a rekey job with a group"
+assert_eq "$(json 'd["jobs"][0]["kind"], d["jobs"][0]["rekey"]')" "('reenroll', True)" \
+    "...marked rekey"
+assert_eq "$(jobs_count)" "$((before + 2))" "only the accepted group jobs were queued"
 api DELETE "$T/groups/rest-1"
 assert_eq "$STATUS" 200 "DELETE a group"
 api GET "$T/groups/rest-1"

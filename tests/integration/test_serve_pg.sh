@@ -162,4 +162,17 @@ assert_eq "$(printf '%s\n' "$OUT" | cut -f4 | grep -c '^cert\.revoke$')" $((2 * 
     "one audit entry per revocation"
 run_ok "the audit chain verifies after concurrent writers" "$TESSERA" audit verify --dir "$D"
 assert_match "$OUT" 'intact' "audit verify says intact"
+
+# Jobs on PostgreSQL: a re-enrollment with a new key is told apart from a plain one.
+run_ok "a re-enrollment job" "$TESSERA" job create --dir "$D" --device pg-dev --reenroll
+PLAIN_JOB=$OUT
+run_ok "a rekey job" "$TESSERA" job create --dir "$D" --device pg-dev --reenroll --rekey
+REKEY_JOB=$OUT
+run_ok "job list" "$TESSERA" job list --dir "$D" --device pg-dev
+assert_match "$OUT" "^$REKEY_JOB[[:space:]]+pg-dev[[:space:]]+reenroll \(rekey\)[[:space:]]" \
+    "the rekey job is marked"
+assert_match "$OUT" "^$PLAIN_JOB[[:space:]]+pg-dev[[:space:]]+reenroll[[:space:]]+pending" \
+    "...the plain one is not"
+run_ok "job show" "$TESSERA" job show --dir "$D" --id "$REKEY_JOB"
+assert_match "$OUT" 'REENROLL[[:space:]]+rekey[[:space:]]+pending' "its request asks for a new key"
 finish

@@ -155,6 +155,88 @@ assert_match "$OUT" '^state: +failed$' "the job failed"
 assert_match "$OUT" 'REENROLL	-	failed	.*	unavailable: refused by the test' \
     "...with the device's error"
 
+# --- a re-enrollment with a new key, queued through REST ------------------------------------------
+# api_post BODY: POST .../jobs with the admin token; sets STATUS and BODY.
+api_post() {
+    STATUS=$(curl -sS -o "$W/api.body" -w '%{http_code}' --cacert "$ROOT" -X POST \
+        -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' --data "$1" \
+        "$SERVE_URL/api/v1/tenants/default/jobs")
+    BODY=$(cat "$W/api.body")
+}
+run_ok "job list before" "$TESSERA" job list --device "$UID_"
+JOBS_BEFORE=$OUT
+api_post "{\"device\": \"$UID_\", \"set\": {\"a.b\": \"1\"}, \"rekey\": true}"
+assert_eq "$STATUS" 400 "REST: rekey beside set: 400"
+assert_match "$BODY" 'rekey' "...naming rekey"
+api_post "{\"device\": \"$UID_\", \"reenroll\": true, \"rekey\": \"yes\"}"
+assert_eq "$STATUS" 400 "REST: rekey that is not a boolean: 400"
+api_post "{\"device\": \"$UID_\", \"rekey\": true}"
+assert_eq "$STATUS" 400 "REST: rekey without reenroll: 400"
+run_ok "job list after the refusals" "$TESSERA" job list --device "$UID_"
+assert_eq "$OUT" "$JOBS_BEFORE" "...queued nothing"
+api_post "{\"device\": \"$UID_\", \"reenroll\": true, \"rekey\": true}"
+assert_eq "$STATUS" 201 "REST: a re-enrollment with a new key"
+assert_eq "$(json 'd["kind"], d["rekey"]')" "('reenroll', True)" "...is a reenroll job with rekey"
+JOB3=$(json 'd["id"]')
+post fifth "$CERT" "$KEY" "$PB" "$W/report.bin"
+assert_eq "$STATUS" 200 "a session for the rekey job"
+dump fifth
+REQS=$(grep '^request ' <<<"$OUT" || true)
+assert_match "$REQS" '^request [0-9]+ AGENT REENROLL - rekey$' "the request carries rekey"
+SESSION=$(sed -n 's/^session //p' <<<"$OUT")
+run_ok "the rekey answered" "$CLIENT" results "$SESSION" "$W/rekey.bin" "$(awk '{print $2}' <<<"$REQS")"
+post sixth "$CERT" "$KEY" "$PB" "$W/rekey.bin"
+assert_eq "$STATUS" 200 "the answer is accepted"
+api "/api/v1/tenants/default/jobs/$JOB3"
+assert_eq "$(json 'd["state"], d["rekey"], d["requests"][0]["label"]')" "('done', True, 'rekey')" \
+    "REST: the rekey job is done"
+api "/api/v1/tenants/default/jobs/$JOB2"
+assert_eq "$(json 'd["rekey"]')" False "REST: a plain re-enrollment has rekey false"
+
+# --- the same commands through the service (--server, --token) ---------------------------------------
+R=(--server "$SERVE_URL" --token "$ADMIN_TOKEN" --cacert "$ROOT")
+for id in "$JOB" "$JOB2" "$JOB3"; do
+    run_ok "job show $id (local)" "$TESSERA" job show --id "$id"
+    want=$OUT
+    run_ok "job show $id (remote)" "$TESSERA" job show --id "$id" "${R[@]}"
+    assert_eq "$OUT" "$want" "job show $id: the same through the service"
+done
+run_ok "job list (local)" "$TESSERA" job list --device "$UID_"
+want=$OUT
+run_ok "job list (remote)" "$TESSERA" job list --device "$UID_" "${R[@]}"
+assert_eq "$OUT" "$want" "job list: the same through the service"
+run_ok "job create --set through the service" "$TESSERA" job create --device "$UID_" \
+    --set app.mode=remote --set app.level=3 "${R[@]}"
+JOBR=$OUT
+assert_match "$JOBR" '^[0-9]+$' "...prints the job id alone"
+run_ok "job show of it" "$TESSERA" job show --id "$JOBR"
+assert_match "$OUT" '^kind: +set$' "...a set job"
+assert_match "$OUT" $'DS_PUT\tapp.mode\tpending' "...writing app.mode"
+assert_match "$OUT" $'DS_PUT\tapp.level\tpending' "...and app.level"
+printf 'sealed blob bytes' >"$W/blob.bin"
+run_ok "job create --import through the service" "$TESSERA" job create --device "$UID_" \
+    --import "$W/blob.bin" --label app.key "${R[@]}"
+api "/api/v1/tenants/default/jobs/$OUT"
+assert_eq "$(json '[(r["operation"], r["label"], r["data_bytes"]) for r in d["requests"]]')" \
+    "[('IMPORT', 'app.key', 17)]" "...the blob, whole, under its label"
+run_ok "job create --rotate-trust through the service" "$TESSERA" job create --device "$UID_" \
+    --rotate-trust "$ROOT" "${R[@]}"
+api "/api/v1/tenants/default/jobs/$OUT"
+assert_eq "$(json 'd["kind"]')" rotate-trust "...a trust rotation"
+run_ok "job create --reenroll --rekey through the service" "$TESSERA" job create \
+    --device "$UID_" --reenroll --rekey "${R[@]}"
+api "/api/v1/tenants/default/jobs/$OUT"
+assert_eq "$(json 'd["kind"], d["rekey"]')" "('reenroll', True)" "...a re-enrollment with a new key"
+run_ok "job list before the refusals" "$TESSERA" job list --device "$UID_"
+JOBS_BEFORE=$OUT
+expect_status 1 "job create through the service with a bad entry name" "$TESSERA" job create \
+    --device "$UID_" --set Bad=1 "${R[@]}"
+assert_match "$ERR" 'Bad' "...naming the entry"
+expect_status 1 "job show through the service of an unknown job" "$TESSERA" job show --id 9999 \
+    "${R[@]}"
+run_ok "job list after the refusals" "$TESSERA" job list --device "$UID_"
+assert_eq "$OUT" "$JOBS_BEFORE" "the refusals through the service queued nothing"
+
 # --- refusals ----------------------------------------------------------------------------------------
 printf 'not a protobuf \377\377\377' >"$W/garbage.bin"
 post garbage "$CERT" "$KEY" "$PB" "$W/garbage.bin"

@@ -310,6 +310,17 @@ static void test_replay(void **state)
     OPENSSL_free(der);
 }
 
+/* A re-enrollment that records how it was asked for. */
+static int reenroll_calls, reenroll_rekey;
+static ts_err fake_reenroll(void *arg, int rekey, char *out, size_t size)
+{
+    (void)arg;
+    reenroll_calls++;
+    reenroll_rekey = rekey;
+    snprintf(out, size, "%s serial %s", rekey ? "rekeyed" : "reenrolled", rekey ? "0b" : "0a");
+    return TS_OK;
+}
+
 static void test_handlers(void **state)
 {
     fx *f = *state;
@@ -336,6 +347,32 @@ static void test_handlers(void **state)
     der = envelope(f, f->signer, UID, 3, 300, "reenroll", 0, NULL, &len);
     expect(f, der, len, TS_COMMAND_FAILED, "re-enrollment is not available", &res);
     OPENSSL_free(der);
+
+    /* reenroll: no argument renews, "rekey" asks for a new key, anything else is refused before
+     * anything is re-enrolled. */
+    static const char *const rekey[] = {"rekey"}, *const bogus[] = {"bogus"};
+    static const char *const two[] = {"rekey", "rekey"};
+    f->ctx.reenroll = fake_reenroll;
+    der = envelope(f, f->signer, UID, 4, 300, "reenroll", 1, bogus, &len);
+    expect(f, der, len, TS_COMMAND_FAILED, "reenroll takes no argument or \"rekey\"", &res);
+    OPENSSL_free(der);
+    der = envelope(f, f->signer, UID, 5, 300, "reenroll", 2, two, &len);
+    expect(f, der, len, TS_COMMAND_FAILED, "reenroll takes no argument", &res);
+    OPENSSL_free(der);
+    assert_int_equal(reenroll_calls, 0);
+    der = envelope(f, f->signer, UID, 6, 300, "reenroll", 0, NULL, &len);
+    expect(f, der, len, TS_COMMAND_DONE, "", &res);
+    assert_string_equal(res.output, "reenrolled serial 0a");
+    assert_int_equal(reenroll_rekey, 0);
+    OPENSSL_free(der);
+    der = envelope(f, f->signer, UID, 7, 300, "reenroll", 1, rekey, &len);
+    expect(f, der, len, TS_COMMAND_DONE, "", &res);
+    assert_string_equal(res.output, "rekeyed serial 0b");
+    assert_int_equal(reenroll_rekey, 1);
+    assert_int_equal(reenroll_calls, 2);
+    result_verifies(f, &res);
+    OPENSSL_free(der);
+    f->ctx.reenroll = NULL;
 }
 
 int main(void)

@@ -461,6 +461,16 @@ static void test_wire_request(void **state)
     assert_int_equal(sess_wire_request(&r, &req, &entries), TS_ERR_INVALID);
     OPENSSL_free(entries);
 
+    /* REENROLL is forced; rekey asks for a new key. */
+    Tessera__Agent__V1__Request re = TESSERA__AGENT__V1__REQUEST__INIT;
+    re.endpoint = TESSERA__AGENT__V1__ENDPOINT__AGENT;
+    re.operation = TESSERA__AGENT__V1__OPERATION__REENROLL;
+    for (int rekey = 0; rekey <= 1; rekey++) {
+        re.rekey = rekey;
+        assert_int_equal(sess_wire_request(&re, &req, &entries), TS_OK);
+        assert_true(req.op == SESS_AGENT_REENROLL && req.force == 1 && req.rekey == rekey);
+    }
+
     /* A ServiceMessage of another version, or not one at all, is refused. */
     Tessera__Agent__V1__ServiceMessage sm = TESSERA__AGENT__V1__SERVICE_MESSAGE__INIT;
     Tessera__Agent__V1__ServiceMessage *got = NULL;

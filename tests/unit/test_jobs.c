@@ -71,11 +71,36 @@ static void create_kinds(ca_fx *fx)
     ts_job_spec re = {.device_uid = "dev-kinds", .kind = TS_JOB_REENROLL};
     assert_err(ts_ca_job_create(fx->ca, &re, &job), TS_OK);
     assert_int_equal(job.kind, TS_JOB_REENROLL);
+    assert_int_equal(job.rekey, 0);
+    assert_err(ts_ca_job_show(fx->ca, NULL, job.id, &job, &reqs, &n), TS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(reqs[0].operation, TS_JOB_OP_REENROLL);
+    assert_string_equal(reqs[0].label, "");
+    assert_int_equal(job.rekey, 0);
+    ts_job_requests_free(reqs, n);
+
+    /* A re-enrollment with a new key: the request carries the marker, the job shows it. */
+    ts_job_row rk;
+    re.rekey = 1;
+    assert_err(ts_ca_job_create(fx->ca, &re, &rk), TS_OK);
+    assert_int_equal(rk.rekey, 1);
+    int64_t rk_id = rk.id;
+    memset(&rk, 0, sizeof rk);
+    assert_err(ts_ca_job_show(fx->ca, NULL, rk_id, &rk, &reqs, &n), TS_OK);
+    assert_int_equal(rk.kind, TS_JOB_REENROLL);
+    assert_int_equal(rk.rekey, 1);
+    assert_int_equal(n, 1);
+    assert_int_equal(reqs[0].operation, TS_JOB_OP_REENROLL);
+    assert_string_equal(reqs[0].label, TS_JOB_REKEY_LABEL);
+    ts_job_requests_free(reqs, n);
 
     ts_job_row *rows = NULL;
     assert_err(ts_ca_job_list(fx->ca, NULL, 0, &rows, &n), TS_OK);
-    assert_true(n >= 4);
-    assert_int_equal(rows[0].id, job.id); /* newest first */
+    assert_true(n >= 5);
+    assert_int_equal(rows[0].id, rk.id); /* newest first */
+    assert_int_equal(rows[0].rekey, 1);
+    assert_int_equal(rows[1].id, job.id);
+    assert_int_equal(rows[1].rekey, 0);
     OPENSSL_free(rows);
 }
 
@@ -114,6 +139,15 @@ static void create_refused(ca_fx *fx)
     assert_err(ts_ca_job_create(fx->ca, &s, &job), TS_ERR_INVALID);
     s = (ts_job_spec){.device_uid = "dev-ref", .kind = (ts_job_kind)9};
     assert_err(ts_ca_job_create(fx->ca, &s, &job), TS_ERR_INVALID);
+    /* A new key goes with a re-enrollment only. */
+    s = (ts_job_spec){.device_uid = "dev-ref",
+                      .kind = TS_JOB_SET,
+                      .keys = twice,
+                      .values = values,
+                      .count = 1,
+                      .rekey = 1};
+    assert_err(ts_ca_job_create(fx->ca, &s, &job), TS_ERR_INVALID);
+    assert_string_equal(ts_error_message(), "a new key (rekey) goes with a re-enrollment job only");
     ca_snap_same(fx->ca, fx->dir, &before);
 
     ts_job_request_row *reqs = NULL;
