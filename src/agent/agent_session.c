@@ -4,7 +4,6 @@
  * and kept only when a session with them gets an answer.
  */
 #include <limits.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,7 +72,7 @@ typedef struct session {
     const conn_params *conn;
     ts_agent_sync_result *out;
     char trust_path[PATH_MAX];
-    /* cert to http: what session_open() makes and session_close() frees */
+    /* What session_open() makes and session_close() frees and clears. */
     X509 *cert;
     STACK_OF(X509) * chain;
     EVP_PKEY *key;
@@ -152,6 +151,13 @@ static void session_close(session *s)
     EVP_PKEY_free(s->key);
     X509_STORE_free(s->roots);
     sk_X509_pop_free(s->root_list, X509_free);
+    s->http = NULL;
+    s->cert = NULL;
+    s->chain = NULL;
+    s->key = NULL;
+    s->roots = NULL;
+    s->root_list = NULL;
+    memset(&s->cfg, 0, sizeof s->cfg);
     s->ctx->est.server = NULL;
     s->ctx->est.trust_file = NULL;
 }
@@ -316,7 +322,6 @@ static ts_err session_run(session *s)
             /* A rekey revoked the certificate the session began with: go on with the new one. */
             s->renewed = 0;
             session_close(s);
-            memset(&s->cert, 0, offsetof(session, connected) - offsetof(session, cert));
             rv = session_open(s);
         }
         if (rv == TS_OK) {
