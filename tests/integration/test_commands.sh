@@ -4,7 +4,10 @@
 # mosquitto_sub/mosquitto_pub as the device. A command made through REST arrives signed on the
 # device's commands topic, `openssl cms -verify` accepts it against the instance root, a signed
 # result published back is recorded (REST and CLI), a result signed by another device is refused,
-# the CLI waits for results and reports expiry and silence, and the routes check roles.
+# the CLI waits for results and reports expiry and silence, and the routes check roles. Last, a
+# real `tessera-agent run` asked through the service to re-enroll with a new key (`tessera device
+# command UID reenroll rekey`): an unknown argument is refused, the rekey answers with the new
+# serial, the new certificate is for a new key and the old one is revoked as superseded.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/serve.sh"
@@ -206,6 +209,54 @@ expect_status 2 "bad name" "$TESSERA" device command dev-2 Ping --dir "$D"
 assert_eq "$RC" 2 "a bad name is a usage error"
 expect_fail "unknown device" "$TESSERA" device command dev-9 ping --dir "$D" --wait 0
 assert_match "$ERR" 'no device dev-9' "an unknown device is named"
+
+# --- A real agent: a re-enrollment with a new key asked through the service -------------------------
+AGENT="${TS_BUILD_DIR:-build}/bin/tessera-agent"
+[ -x "$AGENT" ] || fail "no $AGENT: build the tessera-agent target"
+KS="soft:$TS_TEST_TMP/agent-ks?pin-value=4321"
+AST=$TS_TEST_TMP/agent-state
+run_ok "a device key store" "$TESSERA" keystore init --keystore "$KS"
+agent() {
+    local cmd=$1
+    shift
+    "$AGENT" "$cmd" --keystore "$KS" --state "$AST" "$@"
+}
+run_ok "agent init" agent init
+AUID=$OUT
+"$TESSERA" claim create --dir "$D" | tail -n1 >"$TS_TEST_TMP/agent.code"
+run_ok "claim inject" agent claim inject "$TS_TEST_TMP/agent.code"
+run_ok "enroll by claim code" agent enroll --server "$SERVE_URL" --trust "$ROOT"
+ASERIAL=$(sed -n 's/^serial: *//p' <<<"$OUT")
+APUB=$("$TESSERA" keystore pubkey --keystore "$KS" --label identity)
+"$AGENT" run --keystore "$KS" --state "$AST" --mqtt "127.0.0.1:$PORT" --trust "$ROOT" \
+    --server "$SERVE_URL" --interval 60 >"$TS_TEST_TMP/agent.out" 2>&1 &
+APID=$!
+on_exit kill "$APID"
+for i in $(seq 1 100); do
+    grep -q "Received SUBSCRIBE from $AUID\$" "$BROKER_LOG" && break
+    sleep 0.1
+done
+grep -q "Received SUBSCRIBE from $AUID\$" "$BROKER_LOG" ||
+    fail "the agent did not subscribe: $(cat "$TS_TEST_TMP/agent.out")"
+expect_status 1 "reenroll with an unknown argument, through the service" "$TESSERA" device command \
+    "$AUID" reenroll bogus --dir "$D" --wait 30
+assert_match "$OUT" '^failed: reenroll takes no argument or "rekey"' "...the agent refuses it"
+run_ok "reenroll rekey through the service" "$TESSERA" device command "$AUID" reenroll rekey \
+    --server "$SERVE_URL" --token "$ADMIN_TOKEN" --cacert "$ROOT" --wait 60
+assert_match "$OUT" '^done: rekeyed serial [0-9a-f]+$' "...the agent answers with the new serial"
+NSERIAL=$(sed -n 's/^done: rekeyed serial //p' <<<"$OUT")
+[ "$NSERIAL" != "$ASERIAL" ] || fail "the rekey kept the serial"
+run_ok "the replaced certificate" "$TESSERA" cert show "$ASERIAL" --dir "$D"
+assert_match "$OUT" 'revoked: .*\(superseded\)' "...is revoked as superseded"
+kill -TERM "$APID"
+wait "$APID" || true
+run_ok "agent status after the rekey" agent status --trust "$ROOT"
+assert_match "$OUT" "serial: *$NSERIAL" "the agent's certificate is the new one"
+CLABEL=$(sed -n 's/^cert: *//p' <<<"$OUT")
+"$TESSERA" keystore get --keystore "$KS" --label "$CLABEL" >"$TS_TEST_TMP/agent-new.pem"
+[ "$(openssl x509 -in "$TS_TEST_TMP/agent-new.pem" -noout -pubkey)" != "$APUB" ] ||
+    fail "the new certificate has the old public key"
+pass "the new certificate is for a new key"
 
 # --- REST validation and roles -----------------------------------------------------------------
 C=/api/v1/tenants/default/devices
