@@ -138,6 +138,12 @@ cur_pubkey() {
 cur_serial() {
     agent status | sed -n 's/^serial: *//p' | tr A-F a-f
 }
+# new_generation N: agent status shows identity generation N, and it verifies.
+new_generation() {
+    run_ok "status after the re-enrollment" agent status --trust "$ROOT"
+    assert_match "$OUT" "generation: $1" "a new identity generation"
+    assert_match "$OUT" 'trust: *verified' "...that verifies"
+}
 PUB1=$(cur_pubkey)
 SERIAL1=$(cur_serial)
 job_create --reenroll
@@ -146,9 +152,7 @@ run_ok "sync re-enrolls" agent sync
 job_show "$REENROLL_JOB"
 assert_match "$OUT" 'state: +done' "the re-enrollment job is done"
 assert_match "$OUT" 'kind: +reenroll$' "...a plain re-enrollment"
-run_ok "status after the re-enrollment" agent status --trust "$ROOT"
-assert_match "$OUT" 'generation: 2' "a new identity generation"
-assert_match "$OUT" 'trust: *verified' "...that verifies"
+new_generation 2
 assert_eq "$(cur_pubkey)" "$PUB1" "a plain re-enrollment keeps the key"
 SERIAL2=$(cur_serial)
 [ "$SERIAL2" != "$SERIAL1" ] || fail "the re-enrollment kept the serial"
@@ -177,10 +181,8 @@ job_show "$REKEY_JOB"
 assert_match "$OUT" 'kind: +reenroll \(rekey\)' "job show marks the rekey"
 assert_match "$OUT" 'state: +done' "the rekey job is done"
 assert_match "$OUT" 'REENROLL[[:space:]]+rekey[[:space:]]+done' "...its request asked for a new key"
-run_ok "status after the rekey" agent status --trust "$ROOT"
-assert_match "$OUT" 'generation: 3' "a new identity generation"
+new_generation 3
 assert_match "$OUT" 'key: *identity\.key\.3$' "...with a new key-store key"
-assert_match "$OUT" 'trust: *verified' "...that verifies"
 PUB3=$(cur_pubkey)
 [ "$PUB3" != "$PUB1" ] || fail "the rekey kept the public key"
 pass "the certificate is for a new public key"

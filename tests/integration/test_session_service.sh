@@ -35,6 +35,15 @@ post() {
 dump() {
     run_ok "the $1 reply is a ServiceMessage" "$CLIENT" dump "$W/$1.reply"
 }
+# open_session NAME DESCRIPTION: a new session with the device's status report; sets REQS (its
+# request lines) and SESSION.
+open_session() {
+    post "$1" "$CERT" "$KEY" "$PB" "$W/report.bin"
+    assert_eq "$STATUS" 200 "$2"
+    dump "$1"
+    REQS=$(grep '^request ' <<<"$OUT" || true)
+    SESSION=$(sed -n 's/^session //p' <<<"$OUT")
+}
 # api PATH: GET with the admin token; sets STATUS and BODY.
 api() {
     STATUS=$(curl -sS -o "$W/api.body" -w '%{http_code}' --cacert "$ROOT" \
@@ -140,12 +149,8 @@ assert_eq "$(json 'd["report"]["firmware_version"]')" "test-fw 3.0" "an accepted
 # --- a failed answer fails the job ------------------------------------------------------------------
 run_ok "job create --reenroll" "$TESSERA" job create --device "$UID_" --reenroll
 JOB2=$OUT
-post third "$CERT" "$KEY" "$PB" "$W/report.bin"
-assert_eq "$STATUS" 200 "a new session"
-dump third
-REQS=$(grep '^request ' <<<"$OUT" || true)
+open_session third "a new session"
 assert_match "$REQS" '^request [0-9]+ AGENT REENROLL -$' "the reenroll request"
-SESSION=$(sed -n 's/^session //p' <<<"$OUT")
 run_ok "a failed result" "$CLIENT" results "$SESSION" "$W/fail.bin" \
     "$(awk '{print $2}' <<<"$REQS"):fail:unavailable"
 post fourth "$CERT" "$KEY" "$PB" "$W/fail.bin"
@@ -178,12 +183,8 @@ api_post "{\"device\": \"$UID_\", \"reenroll\": true, \"rekey\": true}"
 assert_eq "$STATUS" 201 "REST: a re-enrollment with a new key"
 assert_eq "$(json 'd["kind"], d["rekey"]')" "('reenroll', True)" "...is a reenroll job with rekey"
 JOB3=$(json 'd["id"]')
-post fifth "$CERT" "$KEY" "$PB" "$W/report.bin"
-assert_eq "$STATUS" 200 "a session for the rekey job"
-dump fifth
-REQS=$(grep '^request ' <<<"$OUT" || true)
+open_session fifth "a session for the rekey job"
 assert_match "$REQS" '^request [0-9]+ AGENT REENROLL - rekey$' "the request carries rekey"
-SESSION=$(sed -n 's/^session //p' <<<"$OUT")
 run_ok "the rekey answered" "$CLIENT" results "$SESSION" "$W/rekey.bin" "$(awk '{print $2}' <<<"$REQS")"
 post sixth "$CERT" "$KEY" "$PB" "$W/rekey.bin"
 assert_eq "$STATUS" 200 "the answer is accepted"
