@@ -146,7 +146,12 @@ static int remote_members(const cli_args *args, const char *name, const char *co
     int status = cli_remote_begin(args, "/api/v1/tenants/%s/groups/%s/members", name, &rm, tenant,
                                   path, sizeof path);
 
-    if (status == CLI_EXIT_OK && add) {
+    /* POST .../members adds, .../members/remove removes: either all of them or none. */
+    if (status == CLI_EXIT_OK && !add) {
+        status = cli_remote_path(path, sizeof path, "/api/v1/tenants/%s/groups/%s/members/remove",
+                                 tenant, name);
+    }
+    if (status == CLI_EXIT_OK) {
         json_t *list = json_array();
         for (size_t i = 0; list != NULL && i < n; i++) {
             if (json_array_append_new(list, json_string(uids[i])) != 0) {
@@ -158,16 +163,6 @@ static int remote_members(const cli_args *args, const char *name, const char *co
         status = body != NULL ? CLI_EXIT_OK : CLI_EXIT_FAIL;
         if (status == CLI_EXIT_OK) {
             status = cli_remote_call(rm, "POST", path, body, &reply);
-        }
-    }
-    /* The API removes one device per request: the first refusal stops the rest. */
-    for (size_t i = 0; status == CLI_EXIT_OK && !add && i < n; i++) {
-        status = cli_remote_path(path, sizeof path, "/api/v1/tenants/%s/groups/%s/members/%s",
-                                 tenant, name, uids[i]);
-        if (status == CLI_EXIT_OK) {
-            json_decref(reply);
-            reply = NULL;
-            status = cli_remote_call(rm, "DELETE", path, NULL, &reply);
         }
     }
     if (status == CLI_EXIT_OK) {
@@ -369,7 +364,6 @@ const cli_command cli_group_commands[] = {
      .summary = "Remove devices from a group",
      .opts = member_opts,
      .run = cmd_remove,
-     .help = "Locally all or none; in remote mode one request per device, stopping at the\n"
-             "first refusal.\n\n" CLI_REMOTE_HELP},
+     .help = "All or none: a device that is not a member removes none.\n\n" CLI_REMOTE_HELP},
     {0},
 };

@@ -28,6 +28,7 @@ static void group_create(svc_request *r);
 static void group_get(svc_request *r);
 static void group_delete(svc_request *r);
 static void member_add(svc_request *r);
+static void members_remove(svc_request *r);
 static void member_remove(svc_request *r);
 
 const svc_route svc_group_routes[] = {
@@ -40,6 +41,8 @@ const svc_route svc_group_routes[] = {
           "Delete a device group (its devices stay registered)"),
     ROUTE("POST", T "/groups/{name}/members", member_add, A | O, SVC_ROUTE_BODY,
           "Add registered devices to a group: {\"devices\": [UID, ...]}"),
+    ROUTE("POST", T "/groups/{name}/members/remove", members_remove, A | O, SVC_ROUTE_BODY,
+          "Remove devices from a group, all or none: {\"devices\": [UID, ...]}"),
     ROUTE("DELETE", T "/groups/{name}/members/{uid}", member_remove, A | O, 0,
           "Remove a device from a group"),
     {.method = NULL},
@@ -150,7 +153,8 @@ static void group_delete(svc_request *r)
     svc_api_reply_doc(r, 200, json_pack("{s:s, s:b}", "name", name, "deleted", 1));
 }
 
-static void member_add(svc_request *r)
+/* Adds (add) or removes the body's "devices" in one transaction, all or none. */
+static void members_change(svc_request *r, int add)
 {
     static const char *const allowed[] = {"devices", NULL};
     const char *uids[SVC_GROUP_ADD_MAX];
@@ -174,7 +178,8 @@ static void member_add(svc_request *r)
         }
     }
     if (rv == TS_OK) {
-        rv = ts_ca_group_add(r->ca, r->tenant.name, svc_param(r, "name"), uids, n);
+        rv = add ? ts_ca_group_add(r->ca, r->tenant.name, svc_param(r, "name"), uids, n)
+                 : ts_ca_group_remove(r->ca, r->tenant.name, svc_param(r, "name"), uids, n);
     }
     json_decref(doc);
     if (rv != TS_OK) {
@@ -182,6 +187,16 @@ static void member_add(svc_request *r)
         return;
     }
     reply_group(r, 200);
+}
+
+static void member_add(svc_request *r)
+{
+    members_change(r, 1);
+}
+
+static void members_remove(svc_request *r)
+{
+    members_change(r, 0);
 }
 
 static void member_remove(svc_request *r)

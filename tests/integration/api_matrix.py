@@ -104,6 +104,7 @@ EXPECTED = {
     ("GET", T + "/groups/{name}"): rule("tenant", 200, A_O_U),
     ("DELETE", T + "/groups/{name}"): rule("tenant", 200, A_O),
     ("POST", T + "/groups/{name}/members"): rule("tenant", 200, A_O),
+    ("POST", T + "/groups/{name}/members/remove"): rule("tenant", 200, A_O),
     ("DELETE", T + "/groups/{name}/members/{uid}"): rule("tenant", 200, A_O),
     # Firmware releases. A real update file needs a signing key in a key store: publishing one,
     # and reading and withdrawing what was published, are tested in test_fw_publish.sh. Here the
@@ -433,6 +434,9 @@ def build_cell(w, method, pattern, side):
         if key == ("POST", T + "/groups/{name}/members"):
             return Cell(group + "/members", body={"devices": [uid]}, unchanged=members_are(0))
         w.must(a("POST", group + "/members", {"devices": [uid]}), 200, "member " + uid)
+        if key == ("POST", T + "/groups/{name}/members/remove"):
+            return Cell(group + "/members/remove", body={"devices": [uid]},
+                        unchanged=members_are(1))
         return Cell("%s/members/%s" % (group, uid), unchanged=members_are(1))
     if key == ("POST", T + "/jobs"):
         return Cell(t + "/jobs", body={"device": w.fresh("jd"), "reenroll": True, "rekey": True})

@@ -171,6 +171,16 @@ assert_match "$OUT" '^members: +1$' "remote show: one member"
 assert_match "$OUT" '^  dev-g2	' "...dev-g2"
 expect_status 1 "group add (remote): an unregistered device" "$TESSERA" group add remote-1 \
     --device dev-ghost "${R[@]}"
+expect_status 1 "group remove (remote): one of two is not a member" "$TESSERA" group remove \
+    remote-1 --device dev-g2 --device dev-g3 "${R[@]}"
+assert_match "$ERR" 'dev-g3' "...naming it"
+run_ok "group show after the refused remove" "$TESSERA" group show remote-1
+assert_match "$OUT" '^  dev-g2	' "all or none: dev-g2 is still a member"
+api POST "$T/groups/remote-1/members/remove" '{"devices": ["dev-g2", 7]}'
+assert_eq "$STATUS" 400 "POST .../members/remove with a member that is not a string: 400"
+api POST "$T/groups/remote-1/members/remove" '{"devices": ["dev-g2"]}'
+assert_eq "$STATUS" 200 "POST .../members/remove"
+assert_eq "$(json 'd["members"], d["devices"]')" "(0, [])" "...removes the member"
 run_ok "group delete (remote)" "$TESSERA" group delete remote-1 "${R[@]}"
 run_ok "group show after delete" "$TESSERA" group list
 assert_no_match "$OUT" 'remote-1' "the group is gone"
