@@ -11,7 +11,10 @@
 #include "store/store_access_internal.h"
 #include "tessera/jobs.h"
 
-/* The last column: whether a REENROLL job asks for a new key (its request's label). */
+/* The last column: whether a REENROLL job asks for a new key (its request's label); the
+ * subquery finds the job's requests through the UNIQUE (job_id, seq) index. Operation 10 is
+ * TS_JOB_OP_REENROLL, which SQL text cannot name. */
+_Static_assert(TS_JOB_OP_REENROLL == 10, "JOB_COLUMNS names TS_JOB_OP_REENROLL as 10");
 #define JOB_COLUMNS                                                                                \
     "id, tenant_id, device_uid, kind, state, actor, created, updated, (SELECT COUNT(*) FROM "      \
     "job_requests r WHERE r.job_id = jobs.id AND r.operation = 10 AND r.label = "                  \
