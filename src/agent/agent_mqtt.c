@@ -219,18 +219,20 @@ ts_err run_reenroll(run_state *st, int force, char *out, size_t size)
     if (rv != TS_OK || !renewed) {
         return rv;
     }
+    /* The new identity is committed: the loop reconnects whatever follows (st->reload). */
+    st->reload = 1;
     rv = ts_agent_status_get(st->agent, NULL, &s);
     if (rv == TS_OK) {
         /* Loaded now, not by the loop: a command's result is signed with the new identity (a
-         * rekey deleted the old key); the loop reconnects with it (st->reload). */
+         * rekey deleted the old key). */
         rv = identity_load(st);
     }
     if (rv != TS_OK) {
-        return rv;
+        return ts_error_prefix(rv, "re-enrolled, but the new identity cannot be loaded (restart "
+                                   "the agent)");
     }
     snprintf(out, size, "%s serial %s", est.rekey ? "rekeyed" : "reenrolled", s.serial);
     run_emit(st, 0, "%s", out);
-    st->reload = 1;
     return TS_OK;
 }
 

@@ -220,15 +220,20 @@ pass "output that is not a JSON object is refused"
 kill_pid "$APID"
 
 # --- signed commands ---------------------------------------------------------------------------------
+# commands_agent OUT: `run` in the background (APID), able to re-enroll, until it has connected
+# and subscribed to its commands topic; its output in OUT.
+commands_agent() {
+    "${RUN[@]}" --mqtt "127.0.0.1:$PORT" --trust "$ROOT" --server "$SERVE_URL" --interval 5 \
+        >"$1" 2>&1 &
+    APID=$!
+    on_exit kill "$APID"
+    wait_for "$1" '^connected ' 15
+    sleep 0.5 # the subscription to the commands topic
+}
 "${SUB[@]}" -i watcher-r -F '%x' -t "$TOPIC/results" >"$WORK/results.hex" 2>&1 &
 RPID=$!
 on_exit kill "$RPID"
-"${RUN[@]}" --mqtt "127.0.0.1:$PORT" --trust "$ROOT" --server "$SERVE_URL" --interval 5 \
-    >"$WORK/agent.out" 2>&1 &
-APID=$!
-on_exit kill "$APID"
-wait_for "$WORK/agent.out" '^connected ' 15
-sleep 0.5 # the subscription to the commands topic
+commands_agent "$WORK/agent.out"
 sign() { # sign SEQ ID NAME [ARGS...] > file
     "$CMD_TOOL" sign "$WORK/signer.key" "$WORK/signer.pem" "$WORK/issuing.pem" default "$UID_" "$@"
 }
@@ -392,12 +397,7 @@ FW_SHA=$(sha256sum "$WORK/fw-v1.tsfw" | cut -d' ' -f1)
 fw() { "$AGENT" fw "$@" --keystore "$KS" --state "$STATE"; }
 run_ok "fw setup" fw setup --slot-a "$WORK/fw-slot-a" --slot-b "$WORK/fw-slot-b" --hw board-r \
     --roots "$ROOT"
-"${RUN[@]}" --mqtt "127.0.0.1:$PORT" --trust "$ROOT" --server "$SERVE_URL" --interval 5 \
-    >"$WORK/fw-agent.out" 2>&1 &
-APID=$!
-on_exit kill "$APID"
-wait_for "$WORK/fw-agent.out" '^connected ' 15
-sleep 0.5 # the subscription to the commands topic
+commands_agent "$WORK/fw-agent.out"
 FW_STATE=$(sha256sum "$STATE/fw.state" | cut -d' ' -f1)
 sign 13 c-fw-args fw-update "$FW_URL" >"$WORK/fw-args.der"
 send "$WORK/fw-args.der"
