@@ -78,6 +78,21 @@ TS_API TS_MUST_CHECK ts_err ts_csr_parse(const uint8_t *data, size_t len, X509_R
  */
 TS_API TS_MUST_CHECK ts_err ts_csr_check(X509_REQ *csr, const ts_profile *profile);
 
+/*
+ * Issuing many certificates under one profile with one issuer key. What ts_csr_check() and
+ * ts_cert_issue() set up anew for each request (the key a request's signature is verified with,
+ * the issuer key's signing context) is made once per batch and reused. A batch is used by one
+ * thread at a time; the profile and the key must outlive it.
+ */
+typedef struct ts_issue_batch ts_issue_batch;
+
+TS_API TS_MUST_CHECK ts_err ts_issue_batch_new(const ts_profile *profile, EVP_PKEY *issuer_key,
+                                               ts_issue_batch **out);
+TS_API void ts_issue_batch_free(ts_issue_batch *batch);
+
+/* ts_csr_check() against the batch's profile. */
+TS_API TS_MUST_CHECK ts_err ts_csr_check_in(ts_issue_batch *batch, X509_REQ *csr);
+
 /* --- Issuing --------------------------------------------------------------------------------- */
 
 /* The values a profile's subject template may name. */
@@ -102,6 +117,7 @@ typedef struct ts_issue_params {
     const char *crl_url;        /* CRL distribution point, or NULL */
     const char *ocsp_url;       /* AIA OCSP, or NULL */
     const char *ca_issuers_url; /* AIA caIssuers, or NULL */
+    ts_issue_batch *batch;      /* or NULL; else made for profile and issuer_key */
 } ts_issue_params;
 
 /* Builds and signs a certificate as the profile says. Never a CA certificate. */

@@ -368,7 +368,7 @@ ts_err ts_pki_csr_policy(X509_REQ *csr, const ts_profile *p)
     return rv;
 }
 
-ts_err ts_csr_check(X509_REQ *csr, const ts_profile *profile)
+ts_err ts_pki_csr_check(X509_REQ *csr, const ts_profile *profile, ts_pki_verify_keys *keys)
 {
     OSSL_LIB_CTX *libctx = ts_provider_libctx();
     EVP_PKEY *key, *verify_key;
@@ -394,12 +394,19 @@ ts_err ts_csr_check(X509_REQ *csr, const ts_profile *profile)
     /* RFC 2986 section 3: the signature proves possession of the private key. The same key as
      * a key of libctx's default provider, when it can be made (csr_verify.c), spares OpenSSL
      * converting it for the verification. */
-    verify_key = ts_pki_csr_verify_key(csr);
+    verify_key = keys != NULL ? ts_pki_verify_keys_get(keys, csr) : ts_pki_csr_verify_key(csr);
     ok = X509_REQ_verify_ex(csr, verify_key != NULL ? verify_key : key, libctx, NULL) == 1;
-    EVP_PKEY_free(verify_key);
+    if (keys == NULL) {
+        EVP_PKEY_free(verify_key);
+    }
     if (!ok) {
         ERR_clear_error();
         return ts_error_set(TS_ERR_AUTH, "CSR signature does not verify");
     }
     return ts_pki_csr_policy(csr, profile);
+}
+
+ts_err ts_csr_check(X509_REQ *csr, const ts_profile *profile)
+{
+    return ts_pki_csr_check(csr, profile, NULL);
 }

@@ -9,9 +9,9 @@
  * file does the same work directly: the request is parsed in a library context that has no key
  * decoders (so the structure is read but its key left alone), the key is read from the
  * subjectPublicKey point onto a prepared key of the named curve, and put back into the request.
- * The result is accepted only when it is exactly what was parsed: the SubjectPublicKeyInfo and
- * the to-be-signed bytes re-encode identically. Anything else returns 0 and the caller takes the
- * general path, which reports errors as it always did.
+ * The result is accepted only when it is exactly what was parsed: the to-be-signed bytes,
+ * SubjectPublicKeyInfo included, re-encode identically. Anything else returns 0 and the caller
+ * takes the general path, which reports errors as it always did.
  */
 #include <string.h>
 
@@ -131,17 +131,6 @@ static EVP_PKEY *fast_key(X509_PUBKEY *spki)
     return out;
 }
 
-/* 1 when the DER encodings of what enc() produces and of want are the same bytes. */
-static int same_spki(X509_PUBKEY *spki, const unsigned char *want, int want_len)
-{
-    unsigned char *der = NULL;
-    int len = i2d_X509_PUBKEY(spki, &der);
-    int same = len > 0 && len == want_len && memcmp(der, want, (size_t)len) == 0;
-
-    OPENSSL_free(der);
-    return same;
-}
-
 /* The span of the request's certificationRequestInfo (RFC 2986 section 4.2) inside der. */
 static int tbs_span(const uint8_t *der, size_t len, const unsigned char **tbs, long *tbs_len)
 {
@@ -165,9 +154,9 @@ static int tbs_span(const uint8_t *der, size_t len, const unsigned char **tbs, l
 int ts_pki_csr_decode_fast(const uint8_t *der, size_t len, X509_REQ **out)
 {
     const unsigned char *p = der, *tbs = NULL;
-    unsigned char *spki_der = NULL, *tbs_der = NULL;
+    unsigned char *tbs_der = NULL;
     long tbs_len = 0;
-    int spki_len, new_tbs_len, ok = 0;
+    int new_tbs_len, ok = 0;
     X509_REQ *req = NULL;
     EVP_PKEY *key = NULL;
 
@@ -183,18 +172,16 @@ int ts_pki_csr_decode_fast(const uint8_t *der, size_t len, X509_REQ **out)
         goto done;
     }
     key = fast_key(X509_REQ_get_X509_PUBKEY(req));
-    spki_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(req), &spki_der);
-    if (key == NULL || spki_len <= 0 || !X509_REQ_set_pubkey(req, key) ||
-        !same_spki(X509_REQ_get_X509_PUBKEY(req), spki_der, spki_len)) {
+    if (key == NULL || !X509_REQ_set_pubkey(req, key)) {
         goto done;
     }
-    /* The signature is checked over the re-encoded request: it must be the bytes received. */
+    /* The signature is checked over the re-encoded request: it must be the bytes received. That
+     * comparison covers the SubjectPublicKeyInfo, which setting the key encoded anew. */
     new_tbs_len = i2d_re_X509_REQ_tbs(req, &tbs_der);
     ok =
         new_tbs_len > 0 && new_tbs_len == tbs_len && memcmp(tbs_der, tbs, (size_t)new_tbs_len) == 0;
 done:
     ERR_pop_to_mark();
-    OPENSSL_free(spki_der);
     OPENSSL_free(tbs_der);
     EVP_PKEY_free(key);
     if (!ok) {

@@ -79,39 +79,96 @@ static void verify_init(void)
     ERR_pop_to_mark();
 }
 
-EVP_PKEY *ts_pki_csr_verify_key(X509_REQ *csr)
+/* The index of the request's curve in verify_curves and its subjectPublicKey point; -1 when the
+ * key is not an EC key with namedCurve parameters on one of those curves. */
+static int curve_of(X509_REQ *csr, const unsigned char **point, int *point_len)
 {
     ASN1_OBJECT *alg = NULL;
-    const unsigned char *point = NULL;
-    int point_len = 0, ptype = 0;
+    int ptype = 0, i = 0;
     const void *pval = NULL;
     X509_ALGOR *algor = NULL;
-    EVP_PKEY *key = NULL;
-    size_t i = 0;
 
     if (!CRYPTO_THREAD_run_once(&verify_once, verify_init) ||
-        !X509_PUBKEY_get0_param(&alg, &point, &point_len, &algor, X509_REQ_get_X509_PUBKEY(csr)) ||
-        OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey || point_len <= 0) {
-        return NULL;
+        !X509_PUBKEY_get0_param(&alg, point, point_len, &algor, X509_REQ_get_X509_PUBKEY(csr)) ||
+        OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey || *point_len <= 0) {
+        return -1;
     }
     X509_ALGOR_get0(NULL, &ptype, &pval, algor);
     if (ptype != V_ASN1_OBJECT) {
-        return NULL;
+        return -1;
     }
     while (i < VERIFY_CURVES && verify_curves[i].nid != OBJ_obj2nid(pval)) {
         i++;
     }
-    if (i == VERIFY_CURVES || verify_template[i] == NULL) {
-        return NULL;
-    }
+    return i < VERIFY_CURVES && verify_template[i] != NULL ? i : -1;
+}
+
+/* Sets the point on key; the provider decodes it and refuses one that is not on the curve. */
+static int set_point(EVP_PKEY *key, const unsigned char *point, int point_len)
+{
     ERR_set_mark();
-    key = EVP_PKEY_dup(verify_template[i]);
-    /* The provider decodes the point and refuses one that is not on the curve. */
-    if (key != NULL && EVP_PKEY_set_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
-                                                       point, (size_t)point_len) != 1) {
+    int ok = EVP_PKEY_set_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                             (size_t)point_len) == 1;
+    ERR_pop_to_mark();
+    return ok;
+}
+
+EVP_PKEY *ts_pki_csr_verify_key(X509_REQ *csr)
+{
+    const unsigned char *point = NULL;
+    int point_len = 0;
+    int i = curve_of(csr, &point, &point_len);
+    EVP_PKEY *key = i >= 0 ? EVP_PKEY_dup(verify_template[i]) : NULL;
+
+    if (key != NULL && !set_point(key, point, point_len)) {
         EVP_PKEY_free(key);
         key = NULL;
     }
-    ERR_pop_to_mark();
     return key;
+}
+
+/*
+ * Duplicating the prepared key copies its curve's group (field, order, Montgomery constants),
+ * which costs a tenth of a verification. A set of verification keys for many requests makes
+ * one key per curve and sets each request's point on it in turn: the key is only ever used for
+ * one verification at a time, by one thread, and holds nothing secret.
+ */
+struct ts_pki_verify_keys {
+    EVP_PKEY *key[VERIFY_CURVES];
+};
+
+ts_pki_verify_keys *ts_pki_verify_keys_new(void)
+{
+    return OPENSSL_zalloc(sizeof(ts_pki_verify_keys));
+}
+
+void ts_pki_verify_keys_free(ts_pki_verify_keys *keys)
+{
+    if (keys == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < VERIFY_CURVES; i++) {
+        EVP_PKEY_free(keys->key[i]);
+    }
+    OPENSSL_free(keys);
+}
+
+EVP_PKEY *ts_pki_verify_keys_get(ts_pki_verify_keys *keys, X509_REQ *csr)
+{
+    const unsigned char *point = NULL;
+    int point_len = 0;
+    int i = curve_of(csr, &point, &point_len);
+
+    if (i < 0) {
+        return NULL;
+    }
+    if (keys->key[i] == NULL) {
+        keys->key[i] = EVP_PKEY_dup(verify_template[i]);
+    }
+    /* A key whose point could not be set is dropped: it is made again for the next request. */
+    if (keys->key[i] != NULL && !set_point(keys->key[i], point, point_len)) {
+        EVP_PKEY_free(keys->key[i]);
+        keys->key[i] = NULL;
+    }
+    return keys->key[i];
 }

@@ -388,7 +388,9 @@ ts_err ts_cert_issue(const ts_issue_params *params, X509 **out)
         rv = ts_pki_add_urls(cert, params->crl_url, params->ocsp_url, params->ca_issuers_url);
     }
     if (rv == TS_OK) {
-        rv = ts_pki_sign_cert(cert, params->issuer_key, params->profile->digest);
+        rv = params->batch != NULL
+                 ? ts_pki_batch_sign_cert(params->batch, params, cert)
+                 : ts_pki_sign_cert(cert, params->issuer_key, params->profile->digest);
     }
     ASN1_INTEGER_free(serial);
     GENERAL_NAMES_free(sans);

@@ -170,6 +170,17 @@ int ts_pki_csr_decode_fast(const uint8_t *der, size_t len, X509_REQ **out);
  * not an EC key with a named curve profiles allow (then verify with the request's own key). */
 EVP_PKEY *ts_pki_csr_verify_key(X509_REQ *csr);
 
+/* Verification keys for many requests, one thread at a time: ts_pki_verify_keys_get() gives
+ * what ts_pki_csr_verify_key() gives, as a key owned by keys and valid until the next call. */
+typedef struct ts_pki_verify_keys ts_pki_verify_keys;
+ts_pki_verify_keys *ts_pki_verify_keys_new(void);
+void ts_pki_verify_keys_free(ts_pki_verify_keys *keys);
+EVP_PKEY *ts_pki_verify_keys_get(ts_pki_verify_keys *keys, X509_REQ *csr);
+
+/* ts_csr_check() verifying the signature with a key from keys, or (keys NULL) with a new one. */
+TS_MUST_CHECK ts_err ts_pki_csr_check(X509_REQ *csr, const ts_profile *profile,
+                                      ts_pki_verify_keys *keys);
+
 /* ts_csr_check() without the signature: the profile's rules only. */
 TS_MUST_CHECK ts_err ts_pki_csr_policy(X509_REQ *csr, const ts_profile *profile);
 
@@ -222,6 +233,11 @@ TS_MUST_CHECK ts_err ts_pki_add_urls(X509 *cert, const char *crl_url, const char
 
 /* Signs cert with key and the named digest through ts_provider_libctx(). */
 TS_MUST_CHECK ts_err ts_pki_sign_cert(X509 *cert, EVP_PKEY *key, const char *digest);
+
+/* Signs cert with a copy of the batch's signing context (issue_batch.c); TS_ERR_INVALID when
+ * the batch was made for another profile or issuer key than params names. */
+TS_MUST_CHECK ts_err ts_pki_batch_sign_cert(ts_issue_batch *batch, const ts_issue_params *params,
+                                            X509 *cert);
 
 /* A new EVP_MD_CTX ready to sign with key and digest through ts_provider_libctx(). */
 TS_MUST_CHECK ts_err ts_pki_sign_ctx(EVP_PKEY *key, const char *digest, EVP_MD_CTX **out);

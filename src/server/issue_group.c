@@ -30,7 +30,8 @@ typedef struct group_state {
     ts_ca *ca;
     srv_issue_ctx ctx;
     srv_issue_req req;
-    int device; /* the profile's certificates belong to a device: the CN is its UID */
+    ts_issue_batch *batch; /* the group's checking and signing contexts */
+    int device;            /* the profile's certificates belong to a device: the CN is its UID */
     group_item *items;
     size_t count;
     ts_err *results;
@@ -114,7 +115,7 @@ static ts_err item_check(group_state *g, group_item *it, const uint8_t *csr, siz
 {
     ts_err rv = ts_csr_parse(csr, len, &it->csr);
     if (rv == TS_OK) {
-        rv = ts_csr_check(it->csr, g->ctx.profile);
+        rv = ts_csr_check_in(g->batch, it->csr);
     }
     if (rv != TS_OK) {
         X509_REQ_free(it->csr);
@@ -240,6 +241,11 @@ ts_err ts_ca_issue_csrs(ts_ca *ca, const char *tenant, const char *profile,
     }
     srv_issue_req_init(ca, &g.ctx, profile, "cert.issue", &g.req);
     g.device = srv_profile_is_device(g.ctx.profile);
+    rv = ts_issue_batch_new(g.ctx.profile, g.ctx.issuer.key, &g.batch);
+    if (rv != TS_OK) {
+        goto done;
+    }
+    g.req.params.batch = g.batch;
 
     /* Checked and signed before the transaction, so the store is locked only while writing. A
      * CSR that fails here is refused on its own; the others go on. */
@@ -278,6 +284,7 @@ done:
         }
     }
     OPENSSL_free(g.items);
+    ts_issue_batch_free(g.batch);
     if (loaded) {
         srv_issue_ctx_clear(&g.ctx);
     }

@@ -1,9 +1,14 @@
-/* libFuzzer target: CSR parsing and the device profile's CSR policy on arbitrary bytes. */
+/*
+ * libFuzzer target: CSR parsing and the device and server profiles' CSR policy on arbitrary
+ * bytes. A batch kept across inputs (its verification keys carry over from one request to the
+ * next) must give every request the verdict ts_csr_check() gives it.
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 
 #include "tessera/pki.h"
 
@@ -12,10 +17,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static ts_profile *device, *server;
+    static EVP_PKEY *issuer;
+    static ts_issue_batch *batch;
     X509_REQ *req = NULL;
 
     if (device == NULL && (ts_profile_builtin("device", &device) != TS_OK ||
-                           ts_profile_builtin("server", &server) != TS_OK)) {
+                           ts_profile_builtin("server", &server) != TS_OK ||
+                           (issuer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL ||
+                           ts_issue_batch_new(server, issuer, &batch) != TS_OK)) {
         abort();
     }
     if (ts_csr_parse(data, size, &req) == TS_OK) {
@@ -27,6 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ts_err b = ts_csr_check(req, server);
         if ((a != TS_OK && a != TS_ERR_AUTH && a != TS_ERR_POLICY && a != TS_ERR_INVALID) ||
             (b != TS_OK && b != TS_ERR_AUTH && b != TS_ERR_POLICY && b != TS_ERR_INVALID)) {
+            abort();
+        }
+        if (ts_csr_check_in(batch, req) != b) {
             abort();
         }
     } else if (req != NULL) {
