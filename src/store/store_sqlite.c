@@ -4,7 +4,9 @@
  * WAL journal with synchronous=FULL, so a commit that returns is on disk; foreign keys on; a
  * busy timeout so that several processes share the file, each writer waiting its turn; write
  * transactions start with BEGIN IMMEDIATE, taking the write lock at the start rather than
- * failing half-way. Statements are prepared once per connection and kept in a small cache.
+ * failing half-way, and writers of this process queue for the file's gate before that
+ * (sqlite_gate_internal.h). Statements are prepared once per connection and kept in a small
+ * cache.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "common/error_internal.h"
+#include "store/sqlite_gate_internal.h"
 #include "store/store_internal.h"
 
 enum { SQLITE_CACHE_SLOTS = 64, SQLITE_SQL_MAX = 8192 };
@@ -29,6 +32,8 @@ typedef struct sqlite_db {
     sqlite3 *db;
     sqlite_cached cache[SQLITE_CACHE_SLOTS];
     size_t cached;
+    sqlite_gate *gate;
+    int in_gate; /* between begin and the end of the transaction */
 } sqlite_db;
 
 static ts_err sqlite_fail(sqlite3 *db, int rc, const char *what)
@@ -230,23 +235,55 @@ static ts_err sqlite_query(void *db, const char *sql, const ts_sql_value *params
     return sqlite_run(db, sql, params, n, fn, ctx, NULL);
 }
 
+static void gate_exit(sqlite_db *d)
+{
+    if (d->in_gate) {
+        d->in_gate = 0;
+        sqlite_gate_exit(d->gate);
+    }
+}
+
 static ts_err sqlite_begin(void *db)
 {
-    return sqlite_run(db, "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, NULL);
+    sqlite_db *d = db;
+    ts_err rv = TS_OK;
+
+    if (!d->in_gate) {
+        rv = sqlite_gate_enter(d->gate, TS_STORE_BUSY_TIMEOUT_MS);
+        d->in_gate = rv == TS_OK;
+    }
+    if (rv == TS_OK) {
+        rv = sqlite_run(db, "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, NULL);
+    }
+    if (rv != TS_OK) {
+        gate_exit(d);
+    }
+    return rv;
 }
 
 static ts_err sqlite_commit(void *db)
 {
-    return sqlite_run(db, "COMMIT", NULL, 0, NULL, NULL, NULL);
+    sqlite_db *d = db;
+    ts_err rv = sqlite_run(db, "COMMIT", NULL, 0, NULL, NULL, NULL);
+
+    /* A commit that failed leaves the transaction to the rollback that follows. */
+    if (rv == TS_OK) {
+        gate_exit(d);
+    }
+    return rv;
 }
 
 static ts_err sqlite_rollback(void *db)
 {
     sqlite_db *d = db;
-    if (sqlite3_get_autocommit(d->db)) {
-        return TS_OK; /* SQLite already rolled back (after an I/O error, for one) */
+    ts_err rv = TS_OK;
+
+    /* With autocommit on, SQLite already rolled back (after an I/O error, for one). */
+    if (!sqlite3_get_autocommit(d->db)) {
+        rv = sqlite_run(db, "ROLLBACK", NULL, 0, NULL, NULL, NULL);
     }
-    return sqlite_run(db, "ROLLBACK", NULL, 0, NULL, NULL, NULL);
+    gate_exit(d);
+    return rv;
 }
 
 static ts_err sqlite_lock_migrations(void *db)
@@ -266,6 +303,8 @@ static void sqlite_close(void *db)
         OPENSSL_free(d->cache[i].sql);
     }
     sqlite3_close(d->db);
+    gate_exit(d);
+    sqlite_gate_leave(d->gate);
     OPENSSL_free(d);
 }
 
@@ -332,6 +371,10 @@ static ts_err sqlite_open(const char *url, void **out)
         path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
     if (rc != SQLITE_OK) {
         rv = sqlite_fail(d->db, rc, path);
+        goto done;
+    }
+    rv = sqlite_gate_join(path, &d->gate);
+    if (rv != TS_OK) {
         goto done;
     }
     sqlite3_extended_result_codes(d->db, 1);
