@@ -5,8 +5,6 @@
  * initialising the provider's operation; a copy of a prepared context skips all of that. The
  * keys that requests' signatures are verified with come from csr_verify.c, one per curve.
  */
-#include <string.h>
-
 #include <openssl/evp.h>
 
 #include "common/error_internal.h"
