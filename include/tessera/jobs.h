@@ -149,9 +149,10 @@ TS_API TS_MUST_CHECK ts_err ts_ca_job_create_group(ts_ca *ca, const ts_job_spec 
                                                    const char *group, ts_job_row **jobs,
                                                    size_t *count);
 
-/* The tenant's jobs, newest first, at most limit (0: 100); OPENSSL_free(*rows). */
-TS_API TS_MUST_CHECK ts_err ts_ca_job_list(ts_ca *ca, const char *tenant, size_t limit,
-                                           ts_job_row **rows, size_t *count);
+/* The tenant's jobs, or (device_uid not NULL) that device's, newest first, at most limit (0:
+ * 100); OPENSSL_free(*rows). */
+TS_API TS_MUST_CHECK ts_err ts_ca_job_list(ts_ca *ca, const char *tenant, const char *device_uid,
+                                           size_t limit, ts_job_row **rows, size_t *count);
 
 /* One job of the tenant and its requests (ts_job_requests_free); TS_ERR_NOT_FOUND. */
 TS_API TS_MUST_CHECK ts_err ts_ca_job_show(ts_ca *ca, const char *tenant, int64_t id,

@@ -235,13 +235,11 @@ static int cmd_list(const cli_args *args)
     if (status != CLI_EXIT_OK) {
         return status;
     }
-    if (ts_ca_job_list(ca, cli_opt_value(args, "tenant"), LIST_LIMIT, &rows, &count) != TS_OK) {
+    if (ts_ca_job_list(ca, cli_opt_value(args, "tenant"), device, LIST_LIMIT, &rows, &count) !=
+        TS_OK) {
         status = cli_fail();
     }
     for (size_t i = 0; status == CLI_EXIT_OK && i < count; i++) {
-        if (device != NULL && strcmp(rows[i].device_uid, device) != 0) {
-            continue;
-        }
         cli_time_text(rows[i].created, created);
         printf("%lld\t%s\t%s%s\t%s\t%s\t%s\n", (long long)rows[i].id, rows[i].device_uid,
                ts_job_kind_name(rows[i].kind), rows[i].rekey ? " (rekey)" : "",

@@ -130,6 +130,9 @@ int cli_remote_job_list(const cli_args *args, const char *device, size_t max)
     int status =
         cli_remote_begin(args, "/api/v1/tenants/%s/jobs", NULL, &rm, tenant, path, sizeof path);
 
+    if (status == CLI_EXIT_OK && device != NULL) {
+        status = cli_remote_query(path, sizeof path, "device", device);
+    }
     if (status == CLI_EXIT_OK) {
         status = cli_remote_list(rm, path, max, &items);
     }
@@ -137,9 +140,6 @@ int cli_remote_job_list(const cli_args *args, const char *device, size_t max)
     {
         const char *uid = cli_json_str(row, "device", "?");
         int64_t id = -1;
-        if (device != NULL && strcmp(uid, device) != 0) {
-            continue;
-        }
         (void)cli_json_i64(row, "id", &id);
         kind_text(row, kind, sizeof kind);
         printf("%lld\t%s\t%s\t%s\t%s\t%s\n", (long long)id, uid, kind,

@@ -279,14 +279,18 @@ ts_err ts_ca_job_create_group(ts_ca *ca, const ts_job_spec *spec, const char *gr
     return TS_OK;
 }
 
-ts_err ts_ca_job_list(ts_ca *ca, const char *tenant, size_t limit, ts_job_row **rows, size_t *count)
+ts_err ts_ca_job_list(ts_ca *ca, const char *tenant, const char *device_uid, size_t limit,
+                      ts_job_row **rows, size_t *count)
 {
     ts_tenant_row t;
     if (ca == NULL) {
         return ts_error_set(TS_ERR_INVALID, "ts_ca_job_list: missing argument");
     }
-    ts_err rv = ts_ca_tenant(ca, tenant, &t);
-    return rv != TS_OK ? rv : ts_store_job_list(ca->store, t.id, NULL, 0, limit, rows, count);
+    ts_err rv = device_uid != NULL ? ts_device_uid_check(device_uid) : TS_OK;
+    if (rv == TS_OK) {
+        rv = ts_ca_tenant(ca, tenant, &t);
+    }
+    return rv != TS_OK ? rv : ts_store_job_list(ca->store, t.id, device_uid, 0, limit, rows, count);
 }
 
 ts_err ts_ca_job_show(ts_ca *ca, const char *tenant, int64_t id, ts_job_row *job,

@@ -34,7 +34,7 @@ const svc_route svc_session_routes[] = {
                 "docs/protocol.md)",
      .content_type = "application/x-protobuf"},
     ROUTE("GET", T "/jobs", svc_session_job_list, A | O | U, 0,
-          "Provisioning jobs, newest first (?limit)"),
+          "Provisioning jobs, newest first: ?device=UID, ?limit"),
     ROUTE("POST", T "/jobs", svc_session_job_create, A | O, SVC_ROUTE_BODY,
           "Queue a job for a device, or one for each device of a group: set, import, "
           "rotate_trust or reenroll (with \"rekey\": true, a new key)"),
@@ -91,9 +91,13 @@ void svc_session_job_list(svc_request *r)
     if (!svc_api_tenant_ready(r) || !svc_api_no_body(r)) {
         return;
     }
+    const char *device = svc_query(r, "device");
     ts_err rv = svc_page_params(r, &limit, &after);
+    if (rv == TS_OK && device != NULL && ts_device_uid_check(device) != TS_OK) {
+        rv = ts_error_prefix(TS_ERR_INVALID, "query parameter 'device'");
+    }
     if (rv == TS_OK) {
-        rv = ts_ca_job_list(r->ca, r->tenant.name, limit, &rows, &count);
+        rv = ts_ca_job_list(r->ca, r->tenant.name, device, limit, &rows, &count);
     }
     if (rv != TS_OK) {
         svc_reply_err(r, rv);

@@ -202,10 +202,26 @@ for id in "$JOB" "$JOB2" "$JOB3"; do
     run_ok "job show $id (remote)" "$TESSERA" job show --id "$id" "${R[@]}"
     assert_eq "$OUT" "$want" "job show $id: the same through the service"
 done
-run_ok "job list (local)" "$TESSERA" job list --device "$UID_"
+# A newer job of another device: the device's list is found by the service, not picked from the
+# tenant's newest, and holds none of the other device's.
+run_ok "job list (local) before another device's job" "$TESSERA" job list --device "$UID_"
 want=$OUT
+run_ok "a job for another device" "$TESSERA" job create --device dev-sess-other --reenroll
+OTHER_JOB=$OUT
+run_ok "job list (local)" "$TESSERA" job list --device "$UID_"
+assert_eq "$OUT" "$want" "job list --device: not the other device's job"
 run_ok "job list (remote)" "$TESSERA" job list --device "$UID_" "${R[@]}"
 assert_eq "$OUT" "$want" "job list: the same through the service"
+api "/api/v1/tenants/default/jobs?limit=1"
+assert_eq "$(json '[j["id"] for j in d["items"]]')" "[$OTHER_JOB]" "REST: the tenant's newest job"
+api "/api/v1/tenants/default/jobs?device=$UID_&limit=1"
+assert_eq "$STATUS" 200 "REST: ?device"
+assert_eq "$(json '[j["device"] for j in d["items"]]')" "['$UID_']" "...that device's newest job"
+assert_eq "$(json 'd["items"][0]["id"]')" "$(head -1 <<<"$want" | cut -f1)" \
+    "...the first line of job list --device"
+api "/api/v1/tenants/default/jobs?device=bad%2Fuid"
+assert_eq "$STATUS" 400 "REST: a malformed ?device: 400"
+assert_match "$(json 'd["error"]["message"]')" "device" "...naming the parameter"
 run_ok "job create --set through the service" "$TESSERA" job create --device "$UID_" \
     --set app.mode=remote --set app.level=3 "${R[@]}"
 JOBR=$OUT

@@ -95,13 +95,55 @@ static void create_kinds(ca_fx *fx)
     ts_job_requests_free(reqs, n);
 
     ts_job_row *rows = NULL;
-    assert_err(ts_ca_job_list(fx->ca, NULL, 0, &rows, &n), TS_OK);
+    assert_err(ts_ca_job_list(fx->ca, NULL, NULL, 0, &rows, &n), TS_OK);
     assert_true(n >= 5);
     assert_int_equal(rows[0].id, rk.id); /* newest first */
     assert_int_equal(rows[0].rekey, 1);
     assert_int_equal(rows[1].id, job.id);
     assert_int_equal(rows[1].rekey, 0);
     OPENSSL_free(rows);
+}
+
+/* A device's jobs are found by the store, not picked from the tenant's newest: with a limit
+ * below the tenant's count, the device's older jobs are still listed, newest first. */
+static void list_by_device(ca_fx *fx)
+{
+    ts_job_spec a = {.device_uid = "dev-list-a", .kind = TS_JOB_REENROLL};
+    ts_job_spec b = {.device_uid = "dev-list-b", .kind = TS_JOB_REENROLL};
+    int64_t a_ids[2];
+    ts_job_row job, *rows = NULL;
+    size_t n = 0;
+
+    for (int i = 0; i < 2; i++) {
+        assert_err(ts_ca_job_create(fx->ca, &a, &job), TS_OK);
+        a_ids[i] = job.id;
+    }
+    for (int i = 0; i < 5; i++) {
+        assert_err(ts_ca_job_create(fx->ca, &b, &job), TS_OK);
+    }
+    /* The tenant's two newest are b's; a's two are listed all the same. */
+    assert_err(ts_ca_job_list(fx->ca, NULL, NULL, 2, &rows, &n), TS_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].device_uid, "dev-list-b");
+    assert_string_equal(rows[1].device_uid, "dev-list-b");
+    OPENSSL_free(rows);
+    assert_err(ts_ca_job_list(fx->ca, NULL, "dev-list-a", 2, &rows, &n), TS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows[0].id, a_ids[1]);
+    assert_int_equal(rows[1].id, a_ids[0]);
+    OPENSSL_free(rows);
+    assert_err(ts_ca_job_list(fx->ca, NULL, "dev-list-b", 3, &rows, &n), TS_OK);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(rows[i].device_uid, "dev-list-b");
+    }
+    OPENSSL_free(rows);
+    assert_err(ts_ca_job_list(fx->ca, NULL, "dev-none", 0, &rows, &n), TS_OK);
+    assert_int_equal(n, 0);
+    OPENSSL_free(rows);
+    rows = NULL;
+    assert_err(ts_ca_job_list(fx->ca, NULL, "bad/uid", 0, &rows, &n), TS_ERR_INVALID);
+    assert_null(rows);
 }
 
 static void create_refused(ca_fx *fx)
@@ -243,6 +285,7 @@ int main(void)
     static const ca_case cases[] = {
         {"create_kinds", create_kinds},
         {"create_refused", create_refused},
+        {"list_by_device", list_by_device},
         {"session_flow", session_flow},
         {"status", status},
     };
