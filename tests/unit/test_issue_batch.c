@@ -125,8 +125,7 @@ static ts_issue_params params(const ts_profile *p, X509_REQ *csr, uint8_t serial
 }
 
 /* Certificates signed through a batch verify under the issuer, each with its own key and
- * serial, and are built exactly as without a batch: the same to-be-signed part but for the
- * serial. */
+ * serial, and are built as without a batch: the same subject, extensions and serial. */
 static void test_certificates_signed_from_the_batch(void **state)
 {
     ts_profile *p = profile_two_curves();

@@ -140,7 +140,8 @@ static void *write_entries(void *arg)
             ts_store_rollback(s);
             w->failures++;
         }
-        /* Every other time the transaction is rolled back, which must free the gate too. */
+        /* After each write, a transaction that is rolled back: that must free the gate too, or
+         * the next writer waits out the timeout and counts a failure. */
         if (ts_store_begin(s) == TS_OK) {
             ts_store_rollback(s);
         } else {
