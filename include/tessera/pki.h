@@ -93,6 +93,20 @@ TS_API void ts_issue_batch_free(ts_issue_batch *batch);
 /* ts_csr_check() against the batch's profile. */
 TS_API TS_MUST_CHECK ts_err ts_csr_check_in(ts_issue_batch *batch, X509_REQ *csr);
 
+/*
+ * A certificate request read and checked by a batch, for ts_cert_issue() with that batch
+ * (ts_issue_params.batch_csr). ts_csr_parse() decodes a request's public key and sets it into the
+ * request, which encodes it again, and ts_cert_issue() encodes it once more into the certificate;
+ * a request read by a batch keeps its key apart, read once, and its signature is verified over
+ * the bytes received with a verification context the batch prepares once per curve and digest.
+ */
+typedef struct ts_batch_csr ts_batch_csr;
+
+/* ts_csr_parse() then ts_csr_check_in(): the same verdicts, with the same messages. */
+TS_API TS_MUST_CHECK ts_err ts_csr_parse_in(ts_issue_batch *batch, const uint8_t *data, size_t len,
+                                            ts_batch_csr **out);
+TS_API void ts_batch_csr_free(ts_batch_csr *csr);
+
 /* --- Issuing --------------------------------------------------------------------------------- */
 
 /* The values a profile's subject template may name. */
@@ -113,11 +127,12 @@ typedef struct ts_issue_params {
     const uint8_t *serial; /* TS_SERIAL_LEN bytes from ts_serial_random() */
     time_t not_before;     /* 0: now */
     X509 *issuer_cert;
-    EVP_PKEY *issuer_key;       /* may be a key-store key */
-    const char *crl_url;        /* CRL distribution point, or NULL */
-    const char *ocsp_url;       /* AIA OCSP, or NULL */
-    const char *ca_issuers_url; /* AIA caIssuers, or NULL */
-    ts_issue_batch *batch;      /* or NULL; else made for profile and issuer_key */
+    EVP_PKEY *issuer_key;          /* may be a key-store key */
+    const char *crl_url;           /* CRL distribution point, or NULL */
+    const char *ocsp_url;          /* AIA OCSP, or NULL */
+    const char *ca_issuers_url;    /* AIA caIssuers, or NULL */
+    ts_issue_batch *batch;         /* or NULL; else made for profile and issuer_key */
+    const ts_batch_csr *batch_csr; /* instead of csr: a request read by batch */
 } ts_issue_params;
 
 /* Builds and signs a certificate as the profile says. Never a CA certificate. */

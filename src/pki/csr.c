@@ -339,13 +339,18 @@ static ts_err check_subject(X509_REQ *csr, const ts_profile *p)
 
 ts_err ts_pki_csr_policy(X509_REQ *csr, const ts_profile *p)
 {
+    return ts_pki_csr_policy_key(csr, csr != NULL ? X509_REQ_get0_pubkey(csr) : NULL, p);
+}
+
+ts_err ts_pki_csr_policy_key(X509_REQ *csr, EVP_PKEY *key, const ts_profile *p)
+{
     GENERAL_NAMES *sans = NULL;
     ts_err rv;
 
     if (csr == NULL || p == NULL) {
         return ts_error_set(TS_ERR_INVALID, "no certificate request or profile given");
     }
-    rv = ts_pki_key_allowed(X509_REQ_get0_pubkey(csr), p);
+    rv = ts_pki_key_allowed(key, p);
     if (rv == TS_OK) {
         rv = check_attributes(csr);
     }

@@ -151,35 +151,60 @@ static int tbs_span(const uint8_t *der, size_t len, const unsigned char **tbs, l
     return 1;
 }
 
-int ts_pki_csr_decode_fast(const uint8_t *der, size_t len, X509_REQ **out)
+int ts_pki_csr_decode_keyless(const uint8_t *der, size_t len, X509_REQ **req_out,
+                              EVP_PKEY **key_out, const unsigned char **tbs, size_t *tbs_len)
 {
-    const unsigned char *p = der, *tbs = NULL;
-    unsigned char *tbs_der = NULL;
-    long tbs_len = 0;
-    int new_tbs_len, ok = 0;
+    const unsigned char *p = der, *span = NULL;
+    long span_len = 0;
     X509_REQ *req = NULL;
     EVP_PKEY *key = NULL;
 
-    *out = NULL;
+    *req_out = NULL;
+    *key_out = NULL;
     if (!CRYPTO_THREAD_run_once(&fast_once, fast_init) || no_decoders == NULL || len > TS_CSR_MAX ||
-        !tbs_span(der, len, &tbs, &tbs_len)) {
+        !tbs_span(der, len, &span, &span_len)) {
         return 0;
     }
     ERR_set_mark();
     req = (X509_REQ *)ASN1_item_d2i_ex(NULL, &p, (long)len, ASN1_ITEM_rptr(X509_REQ), no_decoders,
                                        NULL);
-    if (req == NULL || p != der + len || X509_REQ_get_version(req) != 0) {
-        goto done;
+    if (req != NULL && p == der + len && X509_REQ_get_version(req) == 0) {
+        key = fast_key(X509_REQ_get_X509_PUBKEY(req));
     }
-    key = fast_key(X509_REQ_get_X509_PUBKEY(req));
-    if (key == NULL || !X509_REQ_set_pubkey(req, key)) {
+    ERR_pop_to_mark();
+    if (key == NULL) {
+        X509_REQ_free(req);
+        return 0;
+    }
+    *req_out = req;
+    *key_out = key;
+    *tbs = span;
+    *tbs_len = (size_t)span_len;
+    return 1;
+}
+
+int ts_pki_csr_decode_fast(const uint8_t *der, size_t len, X509_REQ **out)
+{
+    const unsigned char *tbs = NULL;
+    unsigned char *tbs_der = NULL;
+    size_t tbs_len = 0;
+    int new_tbs_len, ok = 0;
+    X509_REQ *req = NULL;
+    EVP_PKEY *key = NULL;
+
+    *out = NULL;
+    if (!ts_pki_csr_decode_keyless(der, len, &req, &key, &tbs, &tbs_len)) {
+        return 0;
+    }
+    ERR_set_mark();
+    if (!X509_REQ_set_pubkey(req, key)) {
         goto done;
     }
     /* The signature is checked over the re-encoded request: it must be the bytes received. That
      * comparison covers the SubjectPublicKeyInfo, which setting the key encoded anew. */
     new_tbs_len = i2d_re_X509_REQ_tbs(req, &tbs_der);
-    ok =
-        new_tbs_len > 0 && new_tbs_len == tbs_len && memcmp(tbs_der, tbs, (size_t)new_tbs_len) == 0;
+    ok = new_tbs_len > 0 && (size_t)new_tbs_len == tbs_len &&
+         memcmp(tbs_der, tbs, (size_t)new_tbs_len) == 0;
 done:
     ERR_pop_to_mark();
     OPENSSL_free(tbs_der);

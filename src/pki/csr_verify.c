@@ -133,9 +133,36 @@ EVP_PKEY *ts_pki_csr_verify_key(X509_REQ *csr)
  * one key per curve and sets each request's point on it in turn: the key is only ever used for
  * one verification at a time, by one thread, and holds nothing secret.
  */
+/* The digests of the ECDSA signature algorithms a prepared verification context is made for. */
+static const struct {
+    int nid;
+    const char *name;
+} verify_digests[] = {
+    {NID_sha256, "SHA256"},
+    {NID_sha384, "SHA384"},
+    {NID_sha512, "SHA512"},
+};
+enum { VERIFY_DIGESTS = sizeof verify_digests / sizeof verify_digests[0] };
+
+/*
+ * A verification context holds the key it was made with: the provider's context shares the key's
+ * data, so a copy of it verifies with whatever point the key holds at the time. Each curve's
+ * contexts are made with that curve's key, and dropped with it.
+ */
 struct ts_pki_verify_keys {
     EVP_PKEY *key[VERIFY_CURVES];
+    EVP_MD_CTX *ctx[VERIFY_CURVES][VERIFY_DIGESTS]; /* initialised, never used to verify */
 };
+
+static void curve_drop(ts_pki_verify_keys *keys, int i)
+{
+    for (size_t d = 0; d < VERIFY_DIGESTS; d++) {
+        EVP_MD_CTX_free(keys->ctx[i][d]);
+        keys->ctx[i][d] = NULL;
+    }
+    EVP_PKEY_free(keys->key[i]);
+    keys->key[i] = NULL;
+}
 
 ts_pki_verify_keys *ts_pki_verify_keys_new(void)
 {
@@ -147,10 +174,24 @@ void ts_pki_verify_keys_free(ts_pki_verify_keys *keys)
     if (keys == NULL) {
         return;
     }
-    for (size_t i = 0; i < VERIFY_CURVES; i++) {
-        EVP_PKEY_free(keys->key[i]);
+    for (int i = 0; i < VERIFY_CURVES; i++) {
+        curve_drop(keys, i);
     }
     OPENSSL_free(keys);
+}
+
+/* The key of curve i with point set on it; NULL when the point is not on the curve. */
+static EVP_PKEY *curve_key(ts_pki_verify_keys *keys, int i, const unsigned char *point,
+                           int point_len)
+{
+    if (keys->key[i] == NULL) {
+        keys->key[i] = EVP_PKEY_dup(verify_template[i]);
+    }
+    /* A key whose point could not be set is dropped: it is made again for the next request. */
+    if (keys->key[i] != NULL && !set_point(keys->key[i], point, point_len)) {
+        curve_drop(keys, i);
+    }
+    return keys->key[i];
 }
 
 EVP_PKEY *ts_pki_verify_keys_get(ts_pki_verify_keys *keys, X509_REQ *csr)
@@ -159,16 +200,62 @@ EVP_PKEY *ts_pki_verify_keys_get(ts_pki_verify_keys *keys, X509_REQ *csr)
     int point_len = 0;
     int i = curve_of(csr, &point, &point_len);
 
-    if (i < 0) {
-        return NULL;
+    return i >= 0 ? curve_key(keys, i, point, point_len) : NULL;
+}
+
+/* The index in verify_digests of the ECDSA algorithm csr is signed with; -1 for another. */
+static int digest_of(X509_REQ *csr, const ASN1_BIT_STRING **sig)
+{
+    const X509_ALGOR *alg = NULL;
+    int md = NID_undef, pk = NID_undef;
+
+    X509_REQ_get0_signature(csr, sig, &alg);
+    if (*sig == NULL || alg == NULL ||
+        !OBJ_find_sigid_algs(OBJ_obj2nid(alg->algorithm), &md, &pk) ||
+        pk != NID_X9_62_id_ecPublicKey) {
+        return -1;
     }
-    if (keys->key[i] == NULL) {
-        keys->key[i] = EVP_PKEY_dup(verify_template[i]);
+    for (int d = 0; d < VERIFY_DIGESTS; d++) {
+        if (verify_digests[d].nid == md) {
+            return d;
+        }
     }
-    /* A key whose point could not be set is dropped: it is made again for the next request. */
-    if (keys->key[i] != NULL && !set_point(keys->key[i], point, point_len)) {
-        EVP_PKEY_free(keys->key[i]);
-        keys->key[i] = NULL;
+    return -1;
+}
+
+int ts_pki_verify_keys_check(ts_pki_verify_keys *keys, X509_REQ *csr, const unsigned char *tbs,
+                             size_t tbs_len)
+{
+    const unsigned char *point = NULL;
+    const ASN1_BIT_STRING *sig = NULL;
+    int point_len = 0, ok = -1;
+    int i = curve_of(csr, &point, &point_len);
+    int d = i >= 0 ? digest_of(csr, &sig) : -1;
+    EVP_MD_CTX *ctx = NULL;
+
+    /* A signature with unused bits is malformed; the general way says so. */
+    if (d < 0 || (sig->flags & 0x07) != 0) {
+        return -1;
     }
-    return keys->key[i];
+    EVP_PKEY *key = curve_key(keys, i, point, point_len);
+    if (key == NULL) {
+        return -1;
+    }
+    ERR_set_mark();
+    if (keys->ctx[i][d] == NULL) {
+        keys->ctx[i][d] = EVP_MD_CTX_new();
+        if (keys->ctx[i][d] != NULL &&
+            EVP_DigestVerifyInit_ex(keys->ctx[i][d], NULL, verify_digests[d].name,
+                                    ts_provider_libctx(), NULL, key, NULL) != 1) {
+            EVP_MD_CTX_free(keys->ctx[i][d]);
+            keys->ctx[i][d] = NULL;
+        }
+    }
+    ctx = keys->ctx[i][d] != NULL ? EVP_MD_CTX_new() : NULL;
+    if (ctx != NULL && EVP_MD_CTX_copy_ex(ctx, keys->ctx[i][d]) == 1) {
+        ok = EVP_DigestVerify(ctx, sig->data, (size_t)sig->length, tbs, tbs_len) == 1;
+    }
+    EVP_MD_CTX_free(ctx);
+    ERR_pop_to_mark();
+    return ok;
 }

@@ -267,10 +267,10 @@ static ts_err check_params(const ts_issue_params *params)
         return ts_error_set(TS_ERR_INVALID, "a profile, a serial, an issuer certificate and its "
                                             "key are needed");
     }
-    if ((params->csr == NULL) == (params->public_key == NULL)) {
-        return ts_error_set(TS_ERR_INVALID, "give either a CSR or a public key, not both");
+    if ((params->csr != NULL) + (params->public_key != NULL) + (params->batch_csr != NULL) != 1) {
+        return ts_error_set(TS_ERR_INVALID, "give one of a CSR, a batch's CSR or a public key");
     }
-    if (params->csr != NULL && (params->subject != NULL || params->sans != NULL)) {
+    if (params->public_key == NULL && (params->subject != NULL || params->sans != NULL)) {
         return ts_error_set(TS_ERR_INVALID, "subject and SANs are given with a public key only");
     }
     /* RFC 5280 section 4.2.1.9 and 6.1.4 (k): only a CA may issue. */
@@ -287,6 +287,16 @@ static ts_err check_params(const ts_issue_params *params)
         return ts_error_set(TS_ERR_INVALID, "the serial must be %d bytes from ts_serial_random()",
                             TS_SERIAL_LEN);
     }
+    if (params->batch_csr != NULL) {
+        X509_REQ *req = NULL;
+        EVP_PKEY *key = NULL;
+        const ts_issue_batch *read_by = NULL;
+        ts_pki_batch_csr_parts(params->batch_csr, &req, &key, &read_by);
+        if (read_by != params->batch || !ts_pki_batch_fits(read_by, params)) {
+            return ts_error_set(TS_ERR_INVALID, "the CSR was read by another batch than the one "
+                                                "signing, or for another profile or issuer key");
+        }
+    }
     return TS_OK;
 }
 
@@ -295,13 +305,21 @@ static ts_err check_params(const ts_issue_params *params)
 static ts_err set_identity(X509 *cert, const ts_issue_params *params, GENERAL_NAMES **sans)
 {
     const ts_profile *p = params->profile;
-    EVP_PKEY *key = params->csr != NULL ? X509_REQ_get0_pubkey(params->csr) : params->public_key;
+    X509_REQ *csr = params->csr;
+    EVP_PKEY *key = csr != NULL ? X509_REQ_get0_pubkey(csr) : params->public_key;
     X509_NAME *subject = X509_get_subject_name(cert);
     ts_err rv;
 
-    rv = params->csr != NULL ? ts_pki_csr_policy(params->csr, p) : ts_pki_key_allowed(key, p);
-    if (rv == TS_OK && params->csr != NULL) {
-        rv = ts_pki_csr_sans(params->csr, sans);
+    if (params->batch_csr != NULL) {
+        const ts_issue_batch *read_by = NULL;
+        ts_pki_batch_csr_parts(params->batch_csr, &csr, &key, &read_by);
+        /* Checked against this very profile by the batch that read it (check_params()). */
+        rv = TS_OK;
+    } else {
+        rv = csr != NULL ? ts_pki_csr_policy(csr, p) : ts_pki_key_allowed(key, p);
+    }
+    if (rv == TS_OK && csr != NULL) {
+        rv = ts_pki_csr_sans(csr, sans);
     } else if (rv == TS_OK && params->sans != NULL) {
         *sans = sk_GENERAL_NAME_deep_copy(params->sans, GENERAL_NAME_dup, GENERAL_NAME_free);
         rv = *sans == NULL ? ts_error_set_openssl(TS_ERR_NOMEM, "cannot copy the SANs")
@@ -315,8 +333,7 @@ static ts_err set_identity(X509 *cert, const ts_issue_params *params, GENERAL_NA
         }
         subject = X509_get_subject_name(cert);
     } else if (rv == TS_OK) {
-        rv = build_subject(p, &params->vars,
-                           params->csr != NULL ? X509_REQ_get_subject_name(params->csr) : NULL,
+        rv = build_subject(p, &params->vars, csr != NULL ? X509_REQ_get_subject_name(csr) : NULL,
                            subject);
     }
     if (rv == TS_OK && p->kind == TS_PROFILE_SERVER) {

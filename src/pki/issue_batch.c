@@ -5,10 +5,12 @@
  * initialising the provider's operation; a copy of a prepared context skips all of that. The
  * keys that requests' signatures are verified with come from csr_verify.c, one per curve.
  */
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "common/error_internal.h"
 #include "pki/pki_internal.h"
+#include "tessera/provider.h"
 
 struct ts_issue_batch {
     const ts_profile *profile;
@@ -64,12 +66,112 @@ ts_err ts_csr_check_in(ts_issue_batch *batch, X509_REQ *csr)
     return ts_pki_csr_check(csr, batch->profile, batch->verify_keys);
 }
 
+struct ts_batch_csr {
+    X509_REQ *req;
+    EVP_PKEY *key; /* the request's public key */
+    const ts_issue_batch *batch;
+};
+
+void ts_batch_csr_free(ts_batch_csr *csr)
+{
+    if (csr == NULL) {
+        return;
+    }
+    X509_REQ_free(csr->req);
+    EVP_PKEY_free(csr->key);
+    OPENSSL_free(csr);
+}
+
+void ts_pki_batch_csr_parts(const ts_batch_csr *csr, X509_REQ **req, EVP_PKEY **key,
+                            const ts_issue_batch **batch)
+{
+    *req = csr->req;
+    *key = csr->key;
+    *batch = csr->batch;
+}
+
+/* ts_pki_csr_check() of a request read with its key apart, in the same order: the key type, the
+ * signature over the bytes received, the profile's rules. */
+static ts_err keyless_check(ts_issue_batch *b, X509_REQ *req, EVP_PKEY *key,
+                            const unsigned char *tbs, size_t tbs_len)
+{
+    ts_err rv = ts_pki_key_allowed(key, b->profile);
+    if (rv != TS_OK) {
+        return rv;
+    }
+    int ok = ts_pki_verify_keys_check(b->verify_keys, req, tbs, tbs_len);
+    if (ok < 0) {
+        /* The request's to-be-signed part is still the bytes received: X509_REQ_verify_ex()
+         * checks the same bytes, with the key given. */
+        EVP_PKEY *verify_key = ts_pki_verify_keys_get(b->verify_keys, req);
+        ok = X509_REQ_verify_ex(req, verify_key != NULL ? verify_key : key, ts_provider_libctx(),
+                                NULL) == 1;
+    }
+    if (!ok) {
+        ERR_clear_error();
+        return ts_error_set(TS_ERR_AUTH, "CSR signature does not verify");
+    }
+    return ts_pki_csr_policy_key(req, key, b->profile);
+}
+
+ts_err ts_csr_parse_in(ts_issue_batch *batch, const uint8_t *data, size_t len, ts_batch_csr **out)
+{
+    const unsigned char *tbs = NULL;
+    size_t tbs_len = 0;
+    X509_REQ *req = NULL;
+    EVP_PKEY *key = NULL;
+    ts_batch_csr *csr = NULL;
+    ts_err rv;
+
+    if (out == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "ts_csr_parse_in: missing argument");
+    }
+    *out = NULL;
+    if (batch == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "ts_csr_parse_in: no batch");
+    }
+    if (data != NULL && len > 0 && data[0] == 0x30 &&
+        ts_pki_csr_decode_keyless(data, len, &req, &key, &tbs, &tbs_len)) {
+        rv = keyless_check(batch, req, key, tbs, tbs_len);
+    } else {
+        /* Anything else the general way, with its messages. */
+        rv = ts_csr_parse(data, len, &req);
+        if (rv == TS_OK) {
+            rv = ts_pki_csr_check(req, batch->profile, batch->verify_keys);
+        }
+        key = rv == TS_OK ? X509_REQ_get0_pubkey(req) : NULL;
+        if (key != NULL && !EVP_PKEY_up_ref(key)) {
+            key = NULL;
+            rv = ts_error_set(TS_ERR_NOMEM, "out of memory");
+        }
+    }
+    if (rv == TS_OK) {
+        csr = OPENSSL_zalloc(sizeof *csr);
+        rv = csr != NULL ? TS_OK : ts_error_set(TS_ERR_NOMEM, "out of memory");
+    }
+    if (rv != TS_OK) {
+        X509_REQ_free(req);
+        EVP_PKEY_free(key);
+        return rv;
+    }
+    csr->req = req;
+    csr->key = key;
+    csr->batch = batch;
+    *out = csr;
+    return TS_OK;
+}
+
+int ts_pki_batch_fits(const ts_issue_batch *batch, const ts_issue_params *params)
+{
+    return batch->profile == params->profile && batch->issuer_key == params->issuer_key;
+}
+
 ts_err ts_pki_batch_sign_cert(ts_issue_batch *batch, const ts_issue_params *params, X509 *cert)
 {
     EVP_MD_CTX *mctx;
     ts_err rv = TS_OK;
 
-    if (batch->profile != params->profile || batch->issuer_key != params->issuer_key) {
+    if (!ts_pki_batch_fits(batch, params)) {
         return ts_error_set(TS_ERR_INVALID, "the batch was made for another profile or issuer key");
     }
     mctx = EVP_MD_CTX_new();

@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/error_internal.h"
+#include "common/digest_internal.h"
 #include "pki/pki_internal.h"
 #include "tessera/provider.h"
 
@@ -78,7 +79,7 @@ ts_err ts_pki_url_check(const char *what, const char *url)
 
 static ts_err pubkey_sha1(X509 *cert, ASN1_OCTET_STRING **out)
 {
-    EVP_MD *sha1 = EVP_MD_fetch(ts_provider_libctx(), "SHA1", NULL);
+    const EVP_MD *sha1 = ts_md_sha1();
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     ts_err rv = TS_OK;
@@ -90,7 +91,6 @@ static ts_err pubkey_sha1(X509 *cert, ASN1_OCTET_STRING **out)
         *out = NULL;
         rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot compute a key identifier");
     }
-    EVP_MD_free(sha1);
     return rv;
 }
 

@@ -165,6 +165,14 @@ int ts_pki_same_public_key(const EVP_PKEY *a, const EVP_PKEY *b);
  * an EVP_PKEY equal to what d2i_X509_REQ() gives, and the request's DER is unchanged. */
 int ts_pki_csr_decode_fast(const uint8_t *der, size_t len, X509_REQ **out);
 
+/* The first half of ts_pki_csr_decode_fast(): the request parsed, and its key read onto the
+ * prepared key of its curve (a new key in *key), but not set into the request, which spares
+ * encoding the key anew. The request's key is therefore unset (X509_REQ_get0_pubkey() gives
+ * NULL); its to-be-signed part is still the bytes received, which are also *tbs (inside der). 1
+ * when it was; 0 with nothing set otherwise. */
+int ts_pki_csr_decode_keyless(const uint8_t *der, size_t len, X509_REQ **req, EVP_PKEY **key,
+                              const unsigned char **tbs, size_t *tbs_len);
+
 /* The CSR's public key made as a key of ts_provider_libctx()'s default provider, for verifying
  * its signature there without a conversion (csr_verify.c): a new key, or NULL when its key is
  * not an EC key with a named curve profiles allow (then verify with the request's own key). */
@@ -177,12 +185,26 @@ ts_pki_verify_keys *ts_pki_verify_keys_new(void);
 void ts_pki_verify_keys_free(ts_pki_verify_keys *keys);
 EVP_PKEY *ts_pki_verify_keys_get(ts_pki_verify_keys *keys, X509_REQ *csr);
 
+/* Verifies csr's signature over tbs (its to-be-signed bytes) with its point set on the key of its
+ * curve, through a verification context prepared once per curve and digest: 1 when it verifies,
+ * 0 when it does not, -1 when this way cannot tell (another key type or curve, another signature
+ * algorithm, a malformed signature): the caller then verifies the general way. */
+int ts_pki_verify_keys_check(ts_pki_verify_keys *keys, X509_REQ *csr, const unsigned char *tbs,
+                             size_t tbs_len);
+
 /* ts_csr_check() verifying the signature with a key from keys, or (keys NULL) with a new one. */
 TS_MUST_CHECK ts_err ts_pki_csr_check(X509_REQ *csr, const ts_profile *profile,
                                       ts_pki_verify_keys *keys);
 
 /* ts_csr_check() without the signature: the profile's rules only. */
 TS_MUST_CHECK ts_err ts_pki_csr_policy(X509_REQ *csr, const ts_profile *profile);
+
+/* ts_pki_csr_policy() of a request whose key is given apart (ts_pki_csr_decode_keyless()). */
+TS_MUST_CHECK ts_err ts_pki_csr_policy_key(X509_REQ *csr, EVP_PKEY *key, const ts_profile *profile);
+
+/* The parts of a request read by a batch (issue_batch.c); none is the caller's. */
+void ts_pki_batch_csr_parts(const ts_batch_csr *csr, X509_REQ **req, EVP_PKEY **key,
+                            const ts_issue_batch **batch);
 
 /* The CSR's subjectAltName as a new GENERAL_NAMES, or NULL in *sans when it has none. */
 TS_MUST_CHECK ts_err ts_pki_csr_sans(X509_REQ *csr, GENERAL_NAMES **sans);
@@ -233,6 +255,9 @@ TS_MUST_CHECK ts_err ts_pki_add_urls(X509 *cert, const char *crl_url, const char
 
 /* Signs cert with key and the named digest through ts_provider_libctx(). */
 TS_MUST_CHECK ts_err ts_pki_sign_cert(X509 *cert, EVP_PKEY *key, const char *digest);
+
+/* 1 when the batch was made for the profile and issuer key params names. */
+int ts_pki_batch_fits(const ts_issue_batch *batch, const ts_issue_params *params);
 
 /* Signs cert with a copy of the batch's signing context (issue_batch.c); TS_ERR_INVALID when
  * the batch was made for another profile or issuer key than params names. */

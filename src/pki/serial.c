@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include "common/error_internal.h"
+#include "common/digest_internal.h"
 #include "tessera/pki.h"
 
 ts_err ts_serial_random(uint8_t serial[TS_SERIAL_LEN])
@@ -53,7 +54,7 @@ ts_err ts_cert_fingerprint(const X509 *cert, char hex[TS_FINGERPRINT_HEX])
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
 
-    if (!X509_digest(cert, EVP_sha256(), md, &len) || len != 32) {
+    if (!X509_digest(cert, ts_md_sha256(), md, &len) || len != 32) {
         return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot compute a certificate fingerprint");
     }
     for (unsigned int i = 0; i < len; i++) {

@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/error_internal.h"
+#include "common/digest_internal.h"
 #include "server/server_internal.h"
 
 static const char *const builtin_profiles[] = {"device", "server", "firmware-signer",
@@ -292,7 +293,7 @@ ts_err srv_cert_row_fill(X509 *cert, ts_cert_row *row)
     }
     /* The fingerprint is the SHA-256 of these very bytes, as ts_cert_fingerprint() computes it;
      * hashing them here spares encoding the certificate a second time. */
-    if (EVP_Digest(der, (size_t)len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32) {
+    if (EVP_Digest(der, (size_t)len, md, &md_len, ts_md_sha256(), NULL) != 1 || md_len != 32) {
         OPENSSL_free(der);
         rv = ts_error_set_openssl(TS_ERR_CRYPTO, "cannot compute a certificate fingerprint");
         goto done;
@@ -318,7 +319,7 @@ ts_err srv_pubkey_fingerprint(EVP_PKEY *key, char hex[65])
     unsigned int mdlen = 0;
     int len = i2d_PUBKEY(key, &der);
 
-    if (len <= 0 || EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1) {
+    if (len <= 0 || EVP_Digest(der, (size_t)len, md, &mdlen, ts_md_sha256(), NULL) != 1) {
         OPENSSL_free(der);
         return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot hash a public key");
     }

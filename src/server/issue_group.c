@@ -20,10 +20,10 @@
 
 /* One CSR of the group and what is made for it. */
 typedef struct group_item {
-    X509_REQ *csr;   /* NULL when the CSR was refused */
-    X509 *cert;      /* signed, not yet acknowledged */
-    ts_cert_row row; /* what the store gets */
-    json_t *details; /* the audit entry's details; taken by srv_audit() */
+    ts_batch_csr *csr; /* NULL when the CSR was refused */
+    X509 *cert;        /* signed, not yet acknowledged */
+    ts_cert_row row;   /* what the store gets */
+    json_t *details;   /* the audit entry's details; taken by srv_audit() */
 } group_item;
 
 typedef struct group_state {
@@ -82,12 +82,12 @@ static ts_err item_sign(group_state *g, group_item *it)
     if (rv != TS_OK) {
         return rv;
     }
-    req->params.csr = it->csr;
+    req->params.batch_csr = it->csr;
     req->params.serial = serial;
     req->params.issuer_cert = req->issuer->cert;
     req->params.issuer_key = req->issuer->key;
     rv = ts_cert_issue(&req->params, &it->cert);
-    req->params.csr = NULL;
+    req->params.batch_csr = NULL;
     req->params.serial = NULL;
     if (rv == TS_OK) {
         rv = srv_cert_row_fill(it->cert, &it->row);
@@ -113,13 +113,8 @@ static ts_err item_sign(group_state *g, group_item *it)
 /* Parses and checks one CSR against the profile; a refusal is the CSR's own result. */
 static ts_err item_check(group_state *g, group_item *it, const uint8_t *csr, size_t len)
 {
-    ts_err rv = ts_csr_parse(csr, len, &it->csr);
-    if (rv == TS_OK) {
-        rv = ts_csr_check_in(g->batch, it->csr);
-    }
+    ts_err rv = ts_csr_parse_in(g->batch, csr, len, &it->csr);
     if (rv != TS_OK) {
-        X509_REQ_free(it->csr);
-        it->csr = NULL;
         ts_error_prefix(rv, "CSR refused");
     }
     return rv;
@@ -280,7 +275,7 @@ done:
     if (g.items != NULL) {
         for (size_t i = 0; i < count; i++) {
             item_reset(&g.items[i]);
-            X509_REQ_free(g.items[i].csr);
+            ts_batch_csr_free(g.items[i].csr);
         }
     }
     OPENSSL_free(g.items);

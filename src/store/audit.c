@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "common/error_internal.h"
+#include "common/digest_internal.h"
 #include "store/audit_internal.h"
 
 static const char AUDIT_LABEL[] = "tessera-audit-v1";
@@ -55,7 +56,7 @@ ts_err ts_audit_hash(const char prev_hex[65], int64_t id, int64_t when, const ch
         return rv;
     }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+    int ok = md != NULL && EVP_DigestInit_ex(md, ts_md_sha256(), NULL) &&
              put_field(md, AUDIT_LABEL, sizeof AUDIT_LABEL - 1) &&
              put_field(md, prev, sizeof prev) && put_int(md, id) && put_int(md, when) &&
              put_field(md, actor, strlen(actor)) && put_field(md, action, strlen(action)) &&

@@ -57,10 +57,80 @@ static X509_REQ *signed_by_other(EVP_PKEY *named, EVP_PKEY *signer)
     return received(req);
 }
 
+/* A request signed again with another digest. */
+static X509_REQ *signed_with(EVP_PKEY *key, const char *subject, const EVP_MD *md)
+{
+    X509_REQ *req = pki_csr(key, subject, NULL);
+    assert_true(X509_REQ_sign(req, key, md) > 0);
+    return received(req);
+}
+
+/* req's DER with one byte of its signature flipped: the last byte of the encoding. */
+static X509_REQ *tampered(X509_REQ *made, size_t from_end)
+{
+    uint8_t *der = NULL;
+    size_t len = pki_csr_der(made, &der);
+    const unsigned char *p = der;
+    X509_REQ *req;
+
+    der[len - from_end] ^= 0x01;
+    req = d2i_X509_REQ(NULL, &p, (long)len);
+    assert_non_null(req);
+    OPENSSL_free(der);
+    X509_REQ_free(made);
+    return req;
+}
+
+/* ts_csr_parse_in() on the request as bytes: the verdict and message of ts_csr_parse() then
+ * ts_csr_check() on the same bytes. pem: the bytes as PEM, which the batch reads the general
+ * way. */
+static void parse_in_matches(ts_issue_batch *batch, const ts_profile *p, const uint8_t *data,
+                             size_t len, const char *what)
+{
+    char single[1024] = "";
+    X509_REQ *req = NULL;
+    ts_batch_csr *csr = NULL;
+    ts_err want = ts_csr_parse(data, len, &req);
+
+    if (want == TS_OK) {
+        want = ts_csr_check(req, p);
+    }
+    snprintf(single, sizeof single, "%s", want == TS_OK ? "" : ts_error_message());
+    ts_err got = ts_csr_parse_in(batch, data, len, &csr);
+    if (got != want || (want != TS_OK && strcmp(ts_error_message(), single) != 0)) {
+        fail_msg("%s: ts_csr_parse_in %d (%s), single %d (%s)", what, (int)got,
+                 got == TS_OK ? "" : ts_error_message(), (int)want, single);
+    }
+    assert_int_equal(csr != NULL, got == TS_OK);
+    ts_batch_csr_free(csr);
+    X509_REQ_free(req);
+}
+
+static void parse_in_matches_req(ts_issue_batch *batch, const ts_profile *p, X509_REQ *req,
+                                 const char *what)
+{
+    uint8_t *der = NULL;
+    size_t len = pki_csr_der(req, &der);
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *pem = NULL;
+    long pem_len;
+    char label[128];
+
+    parse_in_matches(batch, p, der, len, what);
+    assert_non_null(bio);
+    assert_int_equal(PEM_write_bio_X509_REQ(bio, req), 1);
+    pem_len = BIO_get_mem_data(bio, &pem);
+    snprintf(label, sizeof label, "%s as PEM", what);
+    parse_in_matches(batch, p, (const uint8_t *)pem, (size_t)pem_len, label);
+    BIO_free(bio);
+    OPENSSL_free(der);
+}
+
 /*
  * One batch sees good and bad requests on two curves, in an order where each bad one follows a
  * good one of the same curve: the key left from the good one must not verify the bad one. Each
- * verdict is the same as ts_csr_check() gives alone.
+ * verdict is the same as ts_csr_check() gives alone, and the same again when the batch reads the
+ * request's bytes itself (ts_csr_parse_in()).
  */
 static void test_verdicts_match_single_checks(void **state)
 {
@@ -81,6 +151,13 @@ static void test_verdicts_match_single_checks(void **state)
         {received(pki_csr(d, "/CN=dev-d", NULL)), TS_OK},
         {received(pki_csr(a, "/CN=dev-a/O=Other", NULL)), TS_ERR_POLICY},
         {received(pki_csr(a, "/CN=dev-a2", NULL)), TS_OK},
+        /* Other digests: each has its own prepared context, after SHA-256 on the same curve. */
+        {signed_with(c, "/CN=dev-c384", EVP_sha384()), TS_OK},
+        {signed_with(a, "/CN=dev-a512", EVP_sha512()), TS_OK},
+        {signed_with(b, "/CN=dev-b1", EVP_sha1()), TS_OK},
+        /* The last byte of the signature changed. */
+        {tampered(pki_csr(b, "/CN=dev-tb", NULL), 1), TS_ERR_AUTH},
+        {received(pki_csr(b, "/CN=dev-b2", NULL)), TS_OK},
     };
     enum { CASES = sizeof cases / sizeof cases[0] };
 
@@ -94,8 +171,14 @@ static void test_verdicts_match_single_checks(void **state)
                          ts_error_message(), (int)cases[i].want);
             }
             assert_int_equal(ts_csr_check(cases[i].req, p), cases[i].want);
+            parse_in_matches_req(batch, p, cases[i].req, "request");
         }
     }
+    /* Bytes that are no request, or not wholly one. */
+    static const uint8_t garbage[] = {0x30, 0x03, 0x02, 0x01, 0x00};
+    parse_in_matches(batch, p, garbage, sizeof garbage, "garbage");
+    parse_in_matches(batch, p, (const uint8_t *)"-----BEGIN X", 12, "broken PEM");
+    parse_in_matches(batch, p, garbage, 0, "nothing");
     ts_issue_batch_free(batch);
     for (size_t i = 0; i < CASES; i++) {
         X509_REQ_free(cases[i].req);
@@ -122,6 +205,24 @@ static ts_issue_params params(const ts_profile *p, X509_REQ *csr, uint8_t serial
     ip.crl_url = PKI_CRL_URL;
     ip.batch = batch;
     return ip;
+}
+
+/* The two certificates are the same but for validity (a second apart at most) and signature:
+ * subject, issuer, serial, the key as encoded, and every extension byte for byte. */
+static void same_but_signature(X509 *a, X509 *b)
+{
+    assert_int_equal(X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)), 0);
+    assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(a), X509_get_issuer_name(b)), 0);
+    assert_int_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(a), X509_get0_serialNumber(b)), 0);
+    assert_int_equal(ASN1_STRING_cmp(X509_get0_pubkey_bitstr(a), X509_get0_pubkey_bitstr(b)), 0);
+    assert_int_equal(X509_get_ext_count(a), X509_get_ext_count(b));
+    for (int i = 0; i < X509_get_ext_count(a); i++) {
+        X509_EXTENSION *ea = X509_get_ext(a, i), *eb = X509_get_ext(b, i);
+        assert_int_equal(OBJ_cmp(X509_EXTENSION_get_object(ea), X509_EXTENSION_get_object(eb)), 0);
+        assert_int_equal(X509_EXTENSION_get_critical(ea), X509_EXTENSION_get_critical(eb));
+        assert_int_equal(ASN1_STRING_cmp(X509_EXTENSION_get_data(ea), X509_EXTENSION_get_data(eb)),
+                         0);
+    }
 }
 
 /* Certificates signed through a batch verify under the issuer, each with its own key and
@@ -162,11 +263,28 @@ static void test_certificates_signed_from_the_batch(void **state)
          * validity (a second later) and signature. */
         ip.batch = NULL;
         assert_int_equal(ts_cert_issue(&ip, &plain), TS_OK);
-        assert_int_equal(X509_NAME_cmp(X509_get_subject_name(cert), X509_get_subject_name(plain)),
-                         0);
-        assert_int_equal(X509_get_ext_count(cert), X509_get_ext_count(plain));
-        assert_int_equal(
-            ASN1_INTEGER_cmp(X509_get0_serialNumber(cert), X509_get0_serialNumber(plain)), 0);
+        same_but_signature(cert, plain);
+
+        /* The request read by the batch (its key kept apart) gives the same certificate. */
+        uint8_t *der = NULL;
+        size_t len = pki_csr_der(req, &der);
+        ts_batch_csr *bcsr = NULL;
+        X509 *from_bytes = NULL;
+        assert_int_equal(ts_csr_parse_in(batch, der, len, &bcsr), TS_OK);
+        ip.batch = batch;
+        ip.csr = NULL;
+        ip.batch_csr = bcsr;
+        assert_int_equal(ts_cert_issue(&ip, &from_bytes), TS_OK);
+        assert_int_equal(X509_verify(from_bytes, issuer_pub), 1);
+        assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(from_bytes), key), 1);
+        same_but_signature(from_bytes, plain);
+        X509_STORE_CTX_cleanup(ctx);
+        assert_int_equal(X509_STORE_CTX_init(ctx, store, from_bytes, NULL), 1);
+        assert_int_equal(X509_verify_cert(ctx), 1);
+        X509_free(from_bytes);
+        ts_batch_csr_free(bcsr);
+        OPENSSL_free(der);
+
         X509_STORE_CTX_free(ctx);
         X509_STORE_free(store);
         X509_free(plain);
@@ -209,6 +327,31 @@ static void test_batch_of_another_profile_or_key(void **state)
                      TS_ERR_INVALID);
     assert_int_equal(ts_issue_batch_new(p, NULL, &(ts_issue_batch *){NULL}), TS_ERR_INVALID);
     assert_int_equal(ts_csr_check_in(NULL, req), TS_ERR_INVALID);
+
+    /* A request read by one batch is issued by that batch only, and alone. */
+    uint8_t *der = NULL;
+    size_t len = pki_csr_der(req, &der);
+    ts_issue_batch *reader = NULL;
+    ts_batch_csr *bcsr = NULL;
+    assert_int_equal(ts_csr_parse_in(NULL, der, len, &bcsr), TS_ERR_INVALID);
+    assert_int_equal(ts_issue_batch_new(p, fx.issuing_key, &reader), TS_OK);
+    assert_int_equal(ts_csr_parse_in(reader, der, len, &bcsr), TS_OK);
+    ip = params(p, NULL, serial, batch);
+    ip.batch_csr = bcsr;
+    assert_int_equal(ts_cert_issue(&ip, &cert), TS_ERR_INVALID);
+    assert_non_null(strstr(ts_error_message(), "another batch"));
+    ip.batch = NULL;
+    assert_int_equal(ts_cert_issue(&ip, &cert), TS_ERR_INVALID);
+    ip.batch = reader;
+    ip.csr = req;
+    assert_int_equal(ts_cert_issue(&ip, &cert), TS_ERR_INVALID);
+    assert_null(cert);
+    ip.csr = NULL;
+    assert_int_equal(ts_cert_issue(&ip, &cert), TS_OK);
+    X509_free(cert);
+    ts_batch_csr_free(bcsr);
+    ts_issue_batch_free(reader);
+    OPENSSL_free(der);
 
     ts_issue_batch_free(batch);
     X509_REQ_free(req);
