@@ -141,6 +141,10 @@ TS_API TS_MUST_CHECK ts_err ts_cert_issue(const ts_issue_params *params, X509 **
 /* A serial number: TS_SERIAL_LEN bytes from the CSPRNG, positive and with no leading zero byte. */
 TS_API TS_MUST_CHECK ts_err ts_serial_random(uint8_t serial[TS_SERIAL_LEN]);
 
+/* count serial numbers as ts_serial_random() makes them, one after another in serials (count x
+ * TS_SERIAL_LEN bytes), drawn from the CSPRNG at once. */
+TS_API TS_MUST_CHECK ts_err ts_serials_random(uint8_t *serials, size_t count);
+
 /* The serial of a certificate as upper-case hex, as `openssl x509 -serial` prints it. */
 TS_API TS_MUST_CHECK ts_err ts_serial_hex(const ASN1_INTEGER *serial, char *hex, size_t size);
 

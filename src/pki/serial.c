@@ -1,4 +1,6 @@
 /* Serial numbers and fingerprints of certificates. */
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,21 +13,32 @@
 #include "common/digest_internal.h"
 #include "tessera/pki.h"
 
-ts_err ts_serial_random(uint8_t serial[TS_SERIAL_LEN])
+ts_err ts_serials_random(uint8_t *serials, size_t count)
 {
+    if (count == 0 || count > SIZE_MAX / TS_SERIAL_LEN || count * TS_SERIAL_LEN > INT_MAX) {
+        return ts_error_set(TS_ERR_INVALID, "cannot draw %zu serial numbers at once", count);
+    }
+    if (RAND_bytes(serials, (int)(count * TS_SERIAL_LEN)) != 1) {
+        return ts_error_set_openssl(TS_ERR_CRYPTO, "no random bytes for a serial number");
+    }
     /*
      * RFC 5280 section 4.1.2.2: a positive integer of at most 20 octets. Clearing the top bit
      * keeps it positive in 20 octets; a non-zero first octet keeps the encoding at 20 octets so
      * that every serial has the same length and no leading zero is dropped.
      */
-    if (RAND_bytes(serial, TS_SERIAL_LEN) != 1) {
-        return ts_error_set_openssl(TS_ERR_CRYPTO, "no random bytes for a serial number");
-    }
-    serial[0] &= 0x7f;
-    if (serial[0] == 0) {
-        serial[0] = 0x01;
+    for (size_t i = 0; i < count; i++) {
+        uint8_t *first = &serials[i * TS_SERIAL_LEN];
+        *first &= 0x7f;
+        if (*first == 0) {
+            *first = 0x01;
+        }
     }
     return TS_OK;
+}
+
+ts_err ts_serial_random(uint8_t serial[TS_SERIAL_LEN])
+{
+    return ts_serials_random(serial, 1);
 }
 
 ts_err ts_serial_hex(const ASN1_INTEGER *serial, char *hex, size_t size)

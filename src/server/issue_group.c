@@ -33,6 +33,7 @@ typedef struct group_state {
     ts_issue_batch *batch; /* the group's checking and signing contexts */
     int device;            /* the profile's certificates belong to a device: the CN is its UID */
     group_item *items;
+    uint8_t *serials; /* count x TS_SERIAL_LEN, drawn at once: one CSPRNG call per group */
     size_t count;
     ts_err *results;
     /* The first CSR refused while storing (its device is disabled), and why. */
@@ -69,16 +70,20 @@ static void item_cn(X509 *cert, char *buf, size_t size)
     OPENSSL_free(utf8);
 }
 
-/* Signs the item's certificate with a fresh serial and fills its row and audit details, as a
- * single issuance does. Replaces whatever the item held. */
-static ts_err item_sign(group_state *g, group_item *it)
+/* Signs the item's certificate with the serial given, or a fresh one when drawn is NULL, and
+ * fills its row and audit details, as a single issuance does. Replaces whatever the item held. */
+static ts_err item_sign(group_state *g, group_item *it, const uint8_t *drawn)
 {
     uint8_t serial[TS_SERIAL_LEN];
     srv_issue_req *req = &g->req;
-    ts_err rv;
+    ts_err rv = TS_OK;
 
     item_reset(it);
-    rv = ts_serial_random(serial);
+    if (drawn != NULL) {
+        memcpy(serial, drawn, sizeof serial);
+    } else {
+        rv = ts_serial_random(serial);
+    }
     if (rv != TS_OK) {
         return rv;
     }
@@ -146,7 +151,7 @@ static ts_err item_store(group_state *g, size_t i)
         rv = ts_store_cert_insert(g->ca->store, &it->row);
     }
     for (int tries = 1; rv == TS_ERR_CONFLICT && tries < SRV_ISSUE_TRIES; tries++) {
-        rv = item_sign(g, it);
+        rv = item_sign(g, it, NULL);
         if (rv == TS_OK) {
             rv = ts_store_cert_insert(g->ca->store, &it->row);
         }
@@ -225,7 +230,8 @@ ts_err ts_ca_issue_csrs(ts_ca *ca, const char *tenant, const char *profile,
     g.count = count;
     g.results = results;
     g.items = OPENSSL_zalloc(count * sizeof *g.items);
-    if (g.items == NULL) {
+    g.serials = OPENSSL_malloc(count * TS_SERIAL_LEN);
+    if (g.items == NULL || g.serials == NULL) {
         rv = ts_error_set(TS_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -241,13 +247,17 @@ ts_err ts_ca_issue_csrs(ts_ca *ca, const char *tenant, const char *profile,
         goto done;
     }
     g.req.params.batch = g.batch;
+    rv = ts_serials_random(g.serials, count);
+    if (rv != TS_OK) {
+        goto done;
+    }
 
     /* Checked and signed before the transaction, so the store is locked only while writing. A
      * CSR that fails here is refused on its own; the others go on. */
     for (size_t i = 0; i < count; i++) {
         results[i] = item_check(&g, &g.items[i], csrs[i], csr_lens[i]);
         if (results[i] == TS_OK) {
-            results[i] = item_sign(&g, &g.items[i]);
+            results[i] = item_sign(&g, &g.items[i], &g.serials[i * TS_SERIAL_LEN]);
         }
         if (results[i] != TS_OK && first_rv == TS_OK) {
             first_rv = results[i];
@@ -279,6 +289,7 @@ done:
         }
     }
     OPENSSL_free(g.items);
+    OPENSSL_free(g.serials);
     ts_issue_batch_free(g.batch);
     if (loaded) {
         srv_issue_ctx_clear(&g.ctx);

@@ -500,6 +500,26 @@ static void test_server_and_renewal(void **state)
     EVP_PKEY_free(key);
 }
 
+/* Serials drawn together are each what ts_serial_random() makes: 20 bytes, positive, with no
+ * leading zero byte, and all different. */
+static void test_serials_together(void **state)
+{
+    enum { N = 64 };
+    uint8_t serials[N * TS_SERIAL_LEN];
+
+    (void)state;
+    assert_int_equal(ts_serials_random(serials, N), TS_OK);
+    for (size_t i = 0; i < N; i++) {
+        const uint8_t *s = &serials[i * TS_SERIAL_LEN];
+        assert_true(s[0] >= 0x01 && s[0] <= 0x7f);
+        for (size_t j = 0; j < i; j++) {
+            assert_memory_not_equal(s, &serials[j * TS_SERIAL_LEN], TS_SERIAL_LEN);
+        }
+    }
+    assert_int_equal(ts_serials_random(serials, 0), TS_ERR_INVALID);
+    assert_int_equal(ts_serials_random(serials, SIZE_MAX), TS_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -510,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_device_refusals),
         cmocka_unit_test(test_validity),
         cmocka_unit_test(test_server_and_renewal),
+        cmocka_unit_test(test_serials_together),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
