@@ -12,7 +12,8 @@
  * is duplicated, which shares the curve's prepared group, and the request's subjectPublicKey
  * point is set on it; the provider reads the point and checks that it lies on the curve, as the
  * parser does. Keys that are not EC keys with namedCurve parameters on one of those curves get
- * NULL, and the caller verifies with the request's own key.
+ * NULL, and the caller verifies with the request's own key. For many requests, the keys are kept
+ * per curve, and so are verification contexts made on them (ts_pki_verify_keys_check()).
  */
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -127,12 +128,6 @@ EVP_PKEY *ts_pki_csr_verify_key(X509_REQ *csr)
     return key;
 }
 
-/*
- * Duplicating the prepared key copies its curve's group (field, order, Montgomery constants),
- * which costs a tenth of a verification. A set of verification keys for many requests makes
- * one key per curve and sets each request's point on it in turn: the key is only ever used for
- * one verification at a time, by one thread, and holds nothing secret.
- */
 /* The digests of the ECDSA signature algorithms a prepared verification context is made for. */
 static const struct {
     int nid;
@@ -145,6 +140,11 @@ static const struct {
 enum { VERIFY_DIGESTS = sizeof verify_digests / sizeof verify_digests[0] };
 
 /*
+ * Duplicating the prepared key copies its curve's group (field, order, Montgomery constants),
+ * which costs a tenth of a verification. A set of verification keys for many requests makes
+ * one key per curve and sets each request's point on it in turn: the key is only ever used for
+ * one verification at a time, by one thread, and holds nothing secret.
+ *
  * A verification context holds the key it was made with: the provider's context shares the key's
  * data, so a copy of it verifies with whatever point the key holds at the time. Each curve's
  * contexts are made with that curve's key, and dropped with it.
