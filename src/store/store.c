@@ -243,6 +243,24 @@ ts_err ts_store_write_query(ts_store *s, const char *sql, const ts_sql_value *pa
     return run(s, sql, params, nparams, fn, ctx, NULL);
 }
 
+ts_err ts_store_insert_id(ts_store *s, const char *sql, const ts_sql_value *params, size_t nparams,
+                          int64_t *id)
+{
+    ts_err rv = ts_store_need_tx(s, "a write");
+    if (rv != TS_OK) {
+        return rv;
+    }
+    if (s->tx_failed) {
+        return ts_error_set(TS_ERR_STATE, "the transaction failed earlier; roll it back");
+    }
+    *id = 0;
+    rv = s->drv->insert_id(s->db, sql, params, nparams, id);
+    if (rv != TS_OK) {
+        s->tx_failed = 1;
+    }
+    return rv;
+}
+
 /* --- Settings ------------------------------------------------------------------------------ */
 
 ts_err ts_store_setting_set(ts_store *store, const char *key, const char *value)

@@ -57,11 +57,6 @@ static ts_err check_cert(const ts_cert_row *row, char serial[TS_SERIAL_HEX], cha
     return rv;
 }
 
-static ts_err new_id_row(void *ctx, const ts_sql_row *row)
-{
-    return ts_sql_get_int(row, 0, "a new row's id", ctx);
-}
-
 ts_err ts_store_cert_insert(ts_store *store, ts_cert_row *row)
 {
     char serial[TS_SERIAL_HEX], fp[65];
@@ -95,13 +90,12 @@ ts_err ts_store_cert_insert(ts_store *store, ts_cert_row *row)
      * RFC 5280 section 4.1.2.2: a serial is unique per issuer. The constraint decides, and DO
      * NOTHING keeps the transaction usable so that the caller can retry with a new serial.
      */
-    rv =
-        ts_store_write_query(store,
-                             "INSERT INTO certificates (tenant_id, issuer_ca_id, serial, subject, "
-                             "device_uid, profile, fingerprint, not_before, not_after, state, "
-                             "der, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-                             "$11, $12) ON CONFLICT (issuer_ca_id, serial) DO NOTHING RETURNING id",
-                             p, 12, new_id_row, &id);
+    rv = ts_store_insert_id(store,
+                            "INSERT INTO certificates (tenant_id, issuer_ca_id, serial, subject, "
+                            "device_uid, profile, fingerprint, not_before, not_after, state, der, "
+                            "created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+                            "ON CONFLICT (issuer_ca_id, serial) DO NOTHING",
+                            p, 12, &id);
     if (rv != TS_OK) {
         return ts_error_prefix(rv, "storing certificate %s", serial);
     }

@@ -1,4 +1,5 @@
 /* The device registry (include/tessera/store_access.h). */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -142,18 +143,45 @@ ts_err ts_store_device_ensure(ts_store *store, int64_t tenant_id, const char *ui
     if (rv != TS_OK) {
         return rv;
     }
-    /*
-     * One statement whether the device is new or known: DO UPDATE with the row's own state
-     * changes nothing but makes RETURNING give the existing row, and on PostgreSQL it locks that
-     * row until commit, so a concurrent disable waits for the issuance or the issuance sees it.
-     */
+    time_t when = now != 0 ? now : time(NULL);
     ts_sql_value p[] = {ts_sql_int(tenant_id), ts_sql_text(uid), ts_sql_int(TS_DEVICE_ENABLED),
-                        ts_sql_int(now != 0 ? now : time(NULL))};
-    rv = device_one(store, 1,
-                    "INSERT INTO devices (tenant_id, uid, state, created, updated) "
-                    "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (tenant_id, uid) "
-                    "DO UPDATE SET state = devices.state RETURNING " DEVICE_COLUMNS,
-                    p, 4, uid, out);
+                        ts_sql_int(when)};
+    if (store->drv->dialect == 1) {
+        /*
+         * One statement whether the device is new or known: DO UPDATE with the row's own state
+         * changes nothing but makes RETURNING give the existing row, and it locks that row until
+         * commit, so a concurrent disable waits for the issuance or the issuance sees it.
+         */
+        rv = device_one(store, 1,
+                        "INSERT INTO devices (tenant_id, uid, state, created, updated) "
+                        "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (tenant_id, uid) "
+                        "DO UPDATE SET state = devices.state RETURNING " DEVICE_COLUMNS,
+                        p, 4, uid, out);
+        return rv != TS_OK ? ts_error_prefix(rv, "registering device %s", uid) : TS_OK;
+    }
+    /*
+     * SQLite: this transaction holds the database's write lock, so the row cannot change between
+     * the two statements. A new device is the insert alone, without what RETURNING costs SQLite
+     * (store_internal.h); a known one is read back.
+     */
+    int64_t id = 0;
+    rv = ts_store_insert_id(store,
+                            "INSERT INTO devices (tenant_id, uid, state, created, updated) "
+                            "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (tenant_id, uid) DO NOTHING",
+                            p, 4, &id);
+    if (rv == TS_OK && id != 0) {
+        memset(out, 0, sizeof *out);
+        out->id = id;
+        out->tenant_id = tenant_id;
+        snprintf(out->uid, sizeof out->uid, "%s", uid);
+        out->state = TS_DEVICE_ENABLED;
+        out->created = when;
+        out->updated = when;
+    } else if (rv == TS_OK) {
+        rv = device_one(store, 0,
+                        "SELECT " DEVICE_COLUMNS " FROM devices WHERE tenant_id = $1 AND uid = $2",
+                        p, 2, uid, out);
+    }
     return rv != TS_OK ? ts_error_prefix(rv, "registering device %s", uid) : TS_OK;
 }
 

@@ -59,6 +59,15 @@ typedef struct ts_sql_driver {
     /* One statement that returns rows (SELECT, or INSERT/UPDATE ... RETURNING). */
     ts_err (*query)(void *db, const char *sql, const ts_sql_value *params, size_t nparams,
                     ts_sql_row_fn fn, void *ctx);
+    /*
+     * One INSERT ... ON CONFLICT ... DO NOTHING, written without RETURNING, into a table whose key
+     * column is id: *id gets the new row's id, or 0 when the conflict kept the row out. SQLite
+     * reads the rowid it made, because a RETURNING clause (its output gathered in memory and
+     * handed back afterwards) costs it about as much again as a one-row insert; PostgreSQL
+     * appends RETURNING id.
+     */
+    ts_err (*insert_id)(void *db, const char *sql, const ts_sql_value *params, size_t nparams,
+                        int64_t *id);
     ts_err (*begin)(void *db); /* a write transaction: SQLite BEGIN IMMEDIATE */
     ts_err (*commit)(void *db);
     ts_err (*rollback)(void *db);
@@ -101,6 +110,10 @@ ts_err ts_store_write(ts_store *s, const char *sql, const ts_sql_value *params, 
                       int64_t *changes);
 ts_err ts_store_write_query(ts_store *s, const char *sql, const ts_sql_value *params,
                             size_t nparams, ts_sql_row_fn fn, void *ctx);
+/* A write through the driver's insert_id(): the new row's id in *id, 0 when a conflict kept it
+ * out. */
+ts_err ts_store_insert_id(ts_store *s, const char *sql, const ts_sql_value *params, size_t nparams,
+                          int64_t *id);
 /* TS_ERR_STATE unless a usable transaction is open; what names the call for the message. */
 ts_err ts_store_need_tx(ts_store *s, const char *what);
 

@@ -210,6 +210,29 @@ static ts_err pg_query(void *db, const char *sql, const ts_sql_value *params, si
     return pg_run(db, sql, params, n, fn, ctx, NULL);
 }
 
+static ts_err pg_id_row(void *ctx, const ts_sql_row *row)
+{
+    return ts_sql_get_int(row, 0, "id", ctx);
+}
+
+static ts_err pg_insert_id(void *db, const char *sql, const ts_sql_value *params, size_t n,
+                           int64_t *id)
+{
+    static const char returning[] = " RETURNING id";
+    size_t len = strlen(sql);
+    char *text = OPENSSL_malloc(len + sizeof returning);
+    ts_err rv;
+
+    if (text == NULL) {
+        return ts_error_set(TS_ERR_NOMEM, "out of memory");
+    }
+    memcpy(text, sql, len);
+    memcpy(text + len, returning, sizeof returning);
+    rv = pg_run(db, text, params, n, pg_id_row, id, NULL);
+    OPENSSL_free(text);
+    return rv;
+}
+
 /* A command without parameters whose status tag must be want. */
 static ts_err pg_command(PGconn *conn, const char *sql, const char *want)
 {
@@ -299,6 +322,7 @@ const ts_sql_driver ts_sql_pg_driver = {
     .close = pg_close,
     .exec = pg_exec,
     .query = pg_query,
+    .insert_id = pg_insert_id,
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,

@@ -235,6 +235,18 @@ static ts_err sqlite_query(void *db, const char *sql, const ts_sql_value *params
     return sqlite_run(db, sql, params, n, fn, ctx, NULL);
 }
 
+static ts_err sqlite_insert_id(void *db, const char *sql, const ts_sql_value *params, size_t n,
+                               int64_t *id)
+{
+    sqlite_db *d = db;
+    int64_t changes = 0;
+    ts_err rv = sqlite_run(d, sql, params, n, NULL, NULL, &changes);
+    /* One row inserted: this connection's last rowid is its id (the table's INTEGER PRIMARY KEY).
+     */
+    *id = rv == TS_OK && changes == 1 ? sqlite3_last_insert_rowid(d->db) : 0;
+    return rv;
+}
+
 static void gate_exit(sqlite_db *d)
 {
     if (d->in_gate) {
@@ -413,6 +425,7 @@ const ts_sql_driver ts_sql_sqlite_driver = {
     .close = sqlite_close,
     .exec = sqlite_exec,
     .query = sqlite_query,
+    .insert_id = sqlite_insert_id,
     .begin = sqlite_begin,
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,

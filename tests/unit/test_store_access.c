@@ -380,6 +380,14 @@ static void case_devices(store_fx *fx)
     assert_true(e.id > b.id);
     assert_int_equal(e.state, TS_DEVICE_ENABLED);
     assert_int_equal(e.created, now + 9);
+    /* What ensure gave for the new device is the row as stored. */
+    OK(ts_store_device_get(fx->s, w.tenant, "dev-c", &got));
+    assert_int_equal(got.id, e.id);
+    assert_int_equal(got.tenant_id, e.tenant_id);
+    assert_string_equal(got.uid, e.uid);
+    assert_int_equal(got.state, e.state);
+    assert_int_equal(got.created, e.created);
+    assert_int_equal(got.updated, e.updated);
     OK(ts_store_device_ensure(fx->s, w.tenant, "dev-c", now + 10, &got));
     assert_int_equal(got.id, e.id);
     assert_int_equal(got.created, now + 9);
