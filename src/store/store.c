@@ -250,9 +250,6 @@ ts_err ts_store_insert_id(ts_store *s, const char *sql, const ts_sql_value *para
     if (rv != TS_OK) {
         return rv;
     }
-    if (s->tx_failed) {
-        return ts_error_set(TS_ERR_STATE, "the transaction failed earlier; roll it back");
-    }
     *id = 0;
     rv = s->drv->insert_id(s->db, sql, params, nparams, id);
     if (rv != TS_OK) {
