@@ -102,7 +102,8 @@ TS_API TS_MUST_CHECK ts_err ts_csr_check_in(ts_issue_batch *batch, X509_REQ *csr
  */
 typedef struct ts_batch_csr ts_batch_csr;
 
-/* ts_csr_parse() then ts_csr_check_in(): the same verdicts, with the same messages. */
+/* ts_csr_parse() then ts_csr_check_in(): the same verdicts, with the same messages. The request
+ * is issued with the same batch, while it lives, and freed with ts_batch_csr_free(). */
 TS_API TS_MUST_CHECK ts_err ts_csr_parse_in(ts_issue_batch *batch, const uint8_t *data, size_t len,
                                             ts_batch_csr **out);
 TS_API void ts_batch_csr_free(ts_batch_csr *csr);

@@ -291,8 +291,10 @@ static ts_err check_params(const ts_issue_params *params)
         X509_REQ *req = NULL;
         EVP_PKEY *key = NULL;
         const ts_issue_batch *read_by = NULL;
-        ts_pki_batch_csr_parts(params->batch_csr, &req, &key, &read_by);
-        if (read_by != params->batch || !ts_pki_batch_fits(read_by, params)) {
+        const ts_profile *checked = NULL;
+        ts_pki_batch_csr_parts(params->batch_csr, &req, &key, &read_by, &checked);
+        if (read_by != params->batch || checked != params->profile ||
+            !ts_pki_batch_fits(read_by, params)) {
             return ts_error_set(TS_ERR_INVALID, "the CSR was read by another batch than the one "
                                                 "signing, or for another profile or issuer key");
         }
@@ -312,7 +314,8 @@ static ts_err set_identity(X509 *cert, const ts_issue_params *params, GENERAL_NA
 
     if (params->batch_csr != NULL) {
         const ts_issue_batch *read_by = NULL;
-        ts_pki_batch_csr_parts(params->batch_csr, &csr, &key, &read_by);
+        const ts_profile *checked = NULL;
+        ts_pki_batch_csr_parts(params->batch_csr, &csr, &key, &read_by, &checked);
         /* Checked against this very profile by the batch that read it (check_params()). */
         rv = TS_OK;
     } else {

@@ -70,6 +70,7 @@ struct ts_batch_csr {
     X509_REQ *req;
     EVP_PKEY *key; /* the request's public key */
     const ts_issue_batch *batch;
+    const ts_profile *profile; /* what it was checked against */
 };
 
 void ts_batch_csr_free(ts_batch_csr *csr)
@@ -83,11 +84,12 @@ void ts_batch_csr_free(ts_batch_csr *csr)
 }
 
 void ts_pki_batch_csr_parts(const ts_batch_csr *csr, X509_REQ **req, EVP_PKEY **key,
-                            const ts_issue_batch **batch)
+                            const ts_issue_batch **batch, const ts_profile **profile)
 {
     *req = csr->req;
     *key = csr->key;
     *batch = csr->batch;
+    *profile = csr->profile;
 }
 
 /* ts_pki_csr_check() of a request read with its key apart, in the same order: the key type, the
@@ -157,6 +159,7 @@ ts_err ts_csr_parse_in(ts_issue_batch *batch, const uint8_t *data, size_t len, t
     csr->req = req;
     csr->key = key;
     csr->batch = batch;
+    csr->profile = batch->profile;
     *out = csr;
     return TS_OK;
 }

@@ -204,7 +204,7 @@ TS_MUST_CHECK ts_err ts_pki_csr_policy_key(X509_REQ *csr, EVP_PKEY *key, const t
 
 /* The parts of a request read by a batch (issue_batch.c); none is the caller's. */
 void ts_pki_batch_csr_parts(const ts_batch_csr *csr, X509_REQ **req, EVP_PKEY **key,
-                            const ts_issue_batch **batch);
+                            const ts_issue_batch **batch, const ts_profile **profile);
 
 /* The CSR's subjectAltName as a new GENERAL_NAMES, or NULL in *sans when it has none. */
 TS_MUST_CHECK ts_err ts_pki_csr_sans(X509_REQ *csr, GENERAL_NAMES **sans);
