@@ -287,17 +287,9 @@ static ts_err check_params(const ts_issue_params *params)
         return ts_error_set(TS_ERR_INVALID, "the serial must be %d bytes from ts_serial_random()",
                             TS_SERIAL_LEN);
     }
-    if (params->batch_csr != NULL) {
-        X509_REQ *req = NULL;
-        EVP_PKEY *key = NULL;
-        const ts_issue_batch *read_by = NULL;
-        const ts_profile *checked = NULL;
-        ts_pki_batch_csr_parts(params->batch_csr, &req, &key, &read_by, &checked);
-        if (read_by != params->batch || checked != params->profile ||
-            !ts_pki_batch_fits(read_by, params)) {
-            return ts_error_set(TS_ERR_INVALID, "the CSR was read by another batch than the one "
-                                                "signing, or for another profile or issuer key");
-        }
+    if (params->batch_csr != NULL && !ts_pki_batch_csr_fits(params->batch_csr, params)) {
+        return ts_error_set(TS_ERR_INVALID, "the CSR was read by another batch than the one "
+                                            "signing, or for another profile or issuer key");
     }
     return TS_OK;
 }
@@ -313,9 +305,7 @@ static ts_err set_identity(X509 *cert, const ts_issue_params *params, GENERAL_NA
     ts_err rv;
 
     if (params->batch_csr != NULL) {
-        const ts_issue_batch *read_by = NULL;
-        const ts_profile *checked = NULL;
-        ts_pki_batch_csr_parts(params->batch_csr, &csr, &key, &read_by, &checked);
+        ts_pki_batch_csr_get(params->batch_csr, &csr, &key);
         /* Checked against this very profile by the batch that read it (check_params()). */
         rv = TS_OK;
     } else {

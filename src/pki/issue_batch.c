@@ -83,13 +83,16 @@ void ts_batch_csr_free(ts_batch_csr *csr)
     OPENSSL_free(csr);
 }
 
-void ts_pki_batch_csr_parts(const ts_batch_csr *csr, X509_REQ **req, EVP_PKEY **key,
-                            const ts_issue_batch **batch, const ts_profile **profile)
+int ts_pki_batch_csr_fits(const ts_batch_csr *csr, const ts_issue_params *params)
+{
+    return csr->batch == params->batch && csr->profile == params->profile &&
+           ts_pki_batch_fits(csr->batch, params);
+}
+
+void ts_pki_batch_csr_get(const ts_batch_csr *csr, X509_REQ **req, EVP_PKEY **key)
 {
     *req = csr->req;
     *key = csr->key;
-    *batch = csr->batch;
-    *profile = csr->profile;
 }
 
 /* ts_pki_csr_check() of a request read with its key apart, in the same order: the key type, the

@@ -202,9 +202,12 @@ TS_MUST_CHECK ts_err ts_pki_csr_policy(X509_REQ *csr, const ts_profile *profile)
 /* ts_pki_csr_policy() of a request whose key is given apart (ts_pki_csr_decode_keyless()). */
 TS_MUST_CHECK ts_err ts_pki_csr_policy_key(X509_REQ *csr, EVP_PKEY *key, const ts_profile *profile);
 
-/* The parts of a request read by a batch (issue_batch.c); none is the caller's. */
-void ts_pki_batch_csr_parts(const ts_batch_csr *csr, X509_REQ **req, EVP_PKEY **key,
-                            const ts_issue_batch **batch, const ts_profile **profile);
+/* 1 when csr was read by params' batch, checked against params' profile, and the batch fits
+ * params (ts_pki_batch_fits()). */
+int ts_pki_batch_csr_fits(const ts_batch_csr *csr, const ts_issue_params *params);
+
+/* The request and key of a request read by a batch (issue_batch.c); neither is the caller's. */
+void ts_pki_batch_csr_get(const ts_batch_csr *csr, X509_REQ **req, EVP_PKEY **key);
 
 /* The CSR's subjectAltName as a new GENERAL_NAMES, or NULL in *sans when it has none. */
 TS_MUST_CHECK ts_err ts_pki_csr_sans(X509_REQ *csr, GENERAL_NAMES **sans);

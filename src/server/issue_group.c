@@ -70,23 +70,14 @@ static void item_cn(X509 *cert, char *buf, size_t size)
     OPENSSL_free(utf8);
 }
 
-/* Signs the item's certificate with the serial given, or a fresh one when drawn is NULL, and
- * fills its row and audit details, as a single issuance does. Replaces whatever the item held. */
-static ts_err item_sign(group_state *g, group_item *it, const uint8_t *drawn)
+/* Signs the item's certificate with the serial given and fills its row and audit details, as a
+ * single issuance does. Replaces whatever the item held. */
+static ts_err item_sign(group_state *g, group_item *it, const uint8_t *serial)
 {
-    uint8_t serial[TS_SERIAL_LEN];
     srv_issue_req *req = &g->req;
-    ts_err rv = TS_OK;
+    ts_err rv;
 
     item_reset(it);
-    if (drawn != NULL) {
-        memcpy(serial, drawn, sizeof serial);
-    } else {
-        rv = ts_serial_random(serial);
-    }
-    if (rv != TS_OK) {
-        return rv;
-    }
     req->params.batch_csr = it->csr;
     req->params.serial = serial;
     req->params.issuer_cert = req->issuer->cert;
@@ -151,7 +142,11 @@ static ts_err item_store(group_state *g, size_t i)
         rv = ts_store_cert_insert(g->ca->store, &it->row);
     }
     for (int tries = 1; rv == TS_ERR_CONFLICT && tries < SRV_ISSUE_TRIES; tries++) {
-        rv = item_sign(g, it, NULL);
+        uint8_t *serial = &g->serials[i * TS_SERIAL_LEN];
+        rv = ts_serial_random(serial);
+        if (rv == TS_OK) {
+            rv = item_sign(g, it, serial);
+        }
         if (rv == TS_OK) {
             rv = ts_store_cert_insert(g->ca->store, &it->row);
         }

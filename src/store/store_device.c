@@ -146,7 +146,7 @@ ts_err ts_store_device_ensure(ts_store *store, int64_t tenant_id, const char *ui
     time_t when = now != 0 ? now : time(NULL);
     ts_sql_value p[] = {ts_sql_int(tenant_id), ts_sql_text(uid), ts_sql_int(TS_DEVICE_ENABLED),
                         ts_sql_int(when)};
-    if (store->drv->dialect == 1) {
+    if (!store->drv->locks_database) {
         /*
          * One statement whether the device is new or known: DO UPDATE with the row's own state
          * changes nothing but makes RETURNING give the existing row, and it locks that row until
@@ -160,8 +160,8 @@ ts_err ts_store_device_ensure(ts_store *store, int64_t tenant_id, const char *ui
         return rv != TS_OK ? ts_error_prefix(rv, "registering device %s", uid) : TS_OK;
     }
     /*
-     * SQLite: this transaction holds the database's write lock, so the row cannot change between
-     * the two statements. A new device is the insert alone, without what RETURNING costs SQLite
+     * This transaction holds the whole database (SQLite), so the row cannot change between the
+     * two statements. A new device is the insert alone, without what RETURNING costs SQLite
      * (store_internal.h); a known one is read back.
      */
     int64_t id = 0;

@@ -63,8 +63,8 @@ typedef struct ts_sql_driver {
      * One INSERT ... ON CONFLICT ... DO NOTHING, written without RETURNING, into a table whose key
      * column is id: *id gets the new row's id, or 0 when the conflict kept the row out. SQLite
      * reads the rowid it made, because a RETURNING clause (its output gathered in memory and
-     * handed back afterwards) costs it about as much again as a one-row insert; PostgreSQL
-     * appends RETURNING id.
+     * handed back afterwards) was the larger part of a one-row insert's cost (docs/store.md);
+     * PostgreSQL appends RETURNING id.
      */
     ts_err (*insert_id)(void *db, const char *sql, const ts_sql_value *params, size_t nparams,
                         int64_t *id);
@@ -75,6 +75,9 @@ typedef struct ts_sql_driver {
     ts_err (*lock_migrations)(void *db);
     /* Which dialect's schema to create: 0 SQLite, 1 PostgreSQL. */
     int dialect;
+    /* 1 when a write transaction holds the whole database (SQLite): a row it reads cannot change
+     * before it ends. 0 when writers lock rows (PostgreSQL). */
+    int locks_database;
 } ts_sql_driver;
 
 /*

@@ -328,4 +328,5 @@ const ts_sql_driver ts_sql_pg_driver = {
     .rollback = pg_rollback,
     .lock_migrations = pg_lock_migrations,
     .dialect = 1,
+    .locks_database = 0,
 };

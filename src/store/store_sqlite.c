@@ -431,4 +431,5 @@ const ts_sql_driver ts_sql_sqlite_driver = {
     .rollback = sqlite_rollback,
     .lock_migrations = sqlite_lock_migrations,
     .dialect = 0,
+    .locks_database = 1,
 };
