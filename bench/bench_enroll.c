@@ -12,7 +12,9 @@
  *                   store and audit with a durable commit, and the certs-only reply
  * The two alternate for TS_BENCH_ROUNDS rounds (after an untimed warm-up) and each figure is its
  * requests over its time. Target: enroll_mtls at least 60% of handshake_mtls; printed, not
- * enforced. docs/bench.md describes the output.
+ * enforced. Beside each figure: the CPU time per request of the service (its /proc stat) and of
+ * est_load (its own count), since the two share the machine's CPUs. docs/bench.md describes the
+ * output.
  *
  * Environment: TS_BENCH_ENROLLS (requests per figure and round, default 2000),
  * TS_BENCH_CONCURRENCY (requests in flight, default 32), TS_BENCH_ROUNDS (default 2),
@@ -30,11 +32,19 @@ typedef struct figure {
     const char *name;
     unsigned long requests;
     double seconds;
+    double service_cpu; /* CPU seconds the service used meanwhile */
+    double client_cpu;  /* and the load generator */
 } figure;
 
 static double rate(const figure *f)
 {
     return f->seconds > 0 ? (double)f->requests / f->seconds : 0;
+}
+
+/* Milliseconds of CPU per request. */
+static double per_request_ms(const figure *f, double cpu)
+{
+    return f->requests > 0 ? cpu * 1000 / (double)f->requests : 0;
 }
 
 static int run_load(const bs_env *e, const bs_server *s, const char *mode, unsigned long n,
@@ -50,16 +60,25 @@ static int run_load(const bs_env *e, const bs_server *s, const char *mode, unsig
                     "--cn",      "bench-bootstrap",
                     NULL};
     bs_load r;
+    double before, after;
 
     snprintf(ns, sizeof ns, "%lu", n);
     snprintf(cs, sizeof cs, "%lu", c);
     snprintf(ts, sizeof ts, "%lu", threads);
+    before = bs_serve_cpu(s);
     if (bs_load_run(e, s->https, args, &r) != 0) {
+        return -1;
+    }
+    after = bs_serve_cpu(s);
+    if (before < 0 || after < 0) {
+        fprintf(stderr, "bench_enroll: cannot read the service's CPU time\n");
         return -1;
     }
     if (f != NULL) {
         f->requests += r.ok;
         f->seconds += r.elapsed;
+        f->service_cpu += after - before;
+        f->client_cpu += r.cpu;
     }
     return 0;
 }
@@ -109,17 +128,27 @@ int main(int argc, char **argv)
     double raw_sign = (sign[0] + sign[1]) / 2, raw_verify = (verify[0] + verify[1]) / 2;
     double ratio = rate(&hs) > 0 ? rate(&en) / rate(&hs) : 0;
 
-    printf("\n%-26s %10s %10s %8s %14s\n", "figure", "per s", "requests", "seconds",
-           "vs handshake");
-    printf("%-26s %10.0f %10s %8s %14s\n", "raw_openssl_sign_p256", raw_sign, "-", "-", "-");
-    printf("%-26s %10.0f %10s %8s %14s\n", "raw_openssl_verify_p256", raw_verify, "-", "-", "-");
-    printf("%-26s %10.0f %10lu %8.2f %14.2f\n", hs.name, rate(&hs), hs.requests, hs.seconds, 1.0);
-    printf("%-26s %10.0f %10lu %8.2f %14.2f\n", en.name, rate(&en), en.requests, en.seconds, ratio);
+    printf("\n%-26s %10s %10s %8s %14s %12s %12s\n", "figure", "per s", "requests", "seconds",
+           "vs handshake", "service ms", "client ms");
+    printf("%-26s %10.0f %10s %8s %14s %12s %12s\n", "raw_openssl_sign_p256", raw_sign, "-", "-",
+           "-", "-", "-");
+    printf("%-26s %10.0f %10s %8s %14s %12s %12s\n", "raw_openssl_verify_p256", raw_verify, "-",
+           "-", "-", "-", "-");
+    printf("%-26s %10.0f %10lu %8.2f %14.2f %12.3f %12.3f\n", hs.name, rate(&hs), hs.requests,
+           hs.seconds, 1.0, per_request_ms(&hs, hs.service_cpu),
+           per_request_ms(&hs, hs.client_cpu));
+    printf("%-26s %10.0f %10lu %8.2f %14.2f %12.3f %12.3f\n", en.name, rate(&en), en.requests,
+           en.seconds, ratio, per_request_ms(&en, en.service_cpu),
+           per_request_ms(&en, en.client_cpu));
     printf("\nservice peak RSS (VmHWM): %ld kB\n", peak);
     printf("target %s >= %.2f x %s: %s (%.2f)\n\n", en.name, BENCH_GOAL, hs.name,
            ratio >= BENCH_GOAL ? "met" : "NOT met", ratio);
     printf("bench enroll %s %.0f enroll/s ratio %.2f vs %s\n", en.name, rate(&en), ratio, hs.name);
     printf("bench enroll %s %.0f handshake/s\n", hs.name, rate(&hs));
+    printf("bench enroll %s service_cpu %.3f ms/enroll client_cpu %.3f ms/enroll\n", en.name,
+           per_request_ms(&en, en.service_cpu), per_request_ms(&en, en.client_cpu));
+    printf("bench enroll %s service_cpu %.3f ms/handshake client_cpu %.3f ms/handshake\n", hs.name,
+           per_request_ms(&hs, hs.service_cpu), per_request_ms(&hs, hs.client_cpu));
     printf("bench enroll raw_openssl_sign_p256 %.0f sign/s\n", raw_sign);
     printf("bench enroll raw_openssl_verify_p256 %.0f verify/s\n", raw_verify);
     rv = 0;

@@ -49,10 +49,11 @@ typedef struct bs_server {
     FILE *out;       /* its standard output */
 } bs_server;
 
-/* est_load's closing line: "est_load MODE ok=K errors=E elapsed=S rate=R". */
+/* est_load's closing line: "est_load MODE ok=K errors=E elapsed=S rate=R cpu=U". */
 typedef struct bs_load {
     unsigned long ok, errors;
     double elapsed, rate;
+    double cpu; /* the load generator's own CPU seconds while the requests ran */
 } bs_load;
 
 static double bs_now(void)
@@ -355,6 +356,32 @@ static long bs_serve_peak_kb(const bs_server *s)
     return kb;
 }
 
+/* The CPU seconds (user and system, all threads) the service has used so far, or -1. */
+static double bs_serve_cpu(const bs_server *s)
+{
+    char path[64], text[1024];
+    unsigned long long utime = 0, stime = 0;
+    const char *rest;
+    size_t n = 0;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)s->pid);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+    }
+    text[n] = '\0';
+    /* proc(5): after "pid (comm) " come state and eleven more fields, then utime and stime in
+     * clock ticks. comm may hold spaces and parentheses, so the fields start at the last ')'. */
+    rest = strrchr(text, ')');
+    if (rest == NULL || sscanf(rest + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                               &utime, &stime) != 2) {
+        return -1;
+    }
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int bs_serve_stop(bs_server *s)
 {
     int status = 0;
@@ -403,8 +430,9 @@ static int bs_load_run(const bs_env *e, const char *url, char *const args[], bs_
     argv[n] = NULL;
     rv = bs_run(argv, text, sizeof text, log);
     last = strstr(text, "\nest_load ");
-    if (last == NULL || sscanf(last + 1, "est_load %31s ok=%lu errors=%lu elapsed=%lf rate=%lf",
-                               mode, &out->ok, &out->errors, &out->elapsed, &out->rate) != 5) {
+    if (last == NULL ||
+        sscanf(last + 1, "est_load %31s ok=%lu errors=%lu elapsed=%lf rate=%lf cpu=%lf", mode,
+               &out->ok, &out->errors, &out->elapsed, &out->rate, &out->cpu) != 6) {
         fprintf(stderr, "bench: est_load failed (exit %d):\n%s", rv, text);
         return -1;
     }

@@ -45,6 +45,11 @@ run_capture "$LOAD" --url "$SERVE_URL" --cacert "$D/ca-chain.pem" --mode enroll 
 echo "$OUT"
 [ "$RC" -eq 0 ] || fail "the load had errors (exit $RC)"
 assert_match "$OUT" "^est_load enroll ok=$N errors=0 " "$N enrollments, 0 errors"
+# The closing line ends with the load generator's own CPU seconds (bench/ reads it).
+cpu=$(sed -n 's/^est_load enroll .* rate=[0-9.]* cpu=\([0-9]*\.[0-9]*\)$/\1/p' <<<"$OUT")
+[ -n "$cpu" ] || fail "no cpu= at the end of the closing line"
+awk -v c="$cpu" 'BEGIN { exit !(c > 0) }' || fail "cpu=$cpu for $N TLS enrollments"
+pass "the load generator's CPU time is given: ${cpu}s"
 grep -q 'not complete within' "$SERVE_LOG" && fail "the service timed connections out: $(cat "$SERVE_LOG")"
 pass "no connection timed out"
 
