@@ -213,7 +213,14 @@ typedef struct ts_ocsp_issuer {
      * OCSP_cert_to_id() makes them, for a caller that answers many requests; NULL entries are
      * made by each call. */
     OCSP_CERTID *ids[TS_OCSP_ID_HASHES];
+    /* Optional, borrowed: a context from ts_ocsp_sign_ctx() on key. Each response is signed with
+     * a copy of it, which skips the signature's set-up; NULL: each response sets one up. */
+    EVP_MD_CTX *sign;
 } ts_ocsp_issuer;
+
+/* A context ready to sign OCSP responses with key (an issuing CA's key, any key store), the
+ * digest chosen for its type as for certificates, for ts_ocsp_issuer.sign. EVP_MD_CTX_free() it. */
+TS_API TS_MUST_CHECK ts_err ts_ocsp_sign_ctx(EVP_PKEY *key, EVP_MD_CTX **out);
 
 /*
  * Answers a DER OCSPRequest: each CertID is matched to one of the issuers by name and key hash,

@@ -185,12 +185,39 @@ static ts_err copy_nonce(OCSP_BASICRESP *bs, OCSP_REQUEST *req)
     return TS_OK;
 }
 
+ts_err ts_ocsp_sign_ctx(EVP_PKEY *key, EVP_MD_CTX **out)
+{
+    if (out == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "ts_ocsp_sign_ctx: nowhere to put the context");
+    }
+    *out = NULL;
+    if (key == NULL) {
+        return ts_error_set(TS_ERR_INVALID, "ts_ocsp_sign_ctx: no key");
+    }
+    return ts_pki_sign_ctx(key, ts_pki_ca_digest(key), out);
+}
+
+/* A context to sign one response: a copy of the issuer's prepared one, else a new one. */
+static ts_err response_sign_ctx(const ts_ocsp_issuer *issuer, EVP_MD_CTX **out)
+{
+    if (issuer->sign == NULL) {
+        return ts_ocsp_sign_ctx(issuer->key, out);
+    }
+    *out = EVP_MD_CTX_new();
+    if (*out == NULL || EVP_MD_CTX_copy_ex(*out, issuer->sign) != 1) {
+        EVP_MD_CTX_free(*out);
+        *out = NULL;
+        return ts_error_set_openssl(TS_ERR_CRYPTO, "cannot copy the OCSP signing context");
+    }
+    return TS_OK;
+}
+
 static ts_err sign_response(OCSP_BASICRESP *bs, const ts_ocsp_issuer *issuer, uint8_t **out,
                             size_t *out_len)
 {
     EVP_MD_CTX *mctx = NULL;
     OCSP_RESPONSE *r = NULL;
-    ts_err rv = ts_pki_sign_ctx(issuer->key, ts_pki_ca_digest(issuer->key), &mctx);
+    ts_err rv = response_sign_ctx(issuer, &mctx);
 
     /* RFC 6960 section 4.2.2.2: the CA that issued the certificates signs; the responder ID is
      * its key hash, and its certificate travels in the response. */
@@ -218,6 +245,12 @@ static ts_err check_args(const ts_ocsp_issuer *issuers, size_t issuer_count,
     for (size_t i = 0; i < issuer_count; i++) {
         if (issuers[i].cert == NULL || issuers[i].key == NULL) {
             return ts_error_set(TS_ERR_INVALID, "OCSP issuer %zu has no certificate or key", i);
+        }
+        /* A prepared context holds the key it was made on: it must be this issuer's. */
+        if (issuers[i].sign != NULL &&
+            EVP_PKEY_CTX_get0_pkey(EVP_MD_CTX_get_pkey_ctx(issuers[i].sign)) != issuers[i].key) {
+            return ts_error_set(TS_ERR_INVALID,
+                                "OCSP issuer %zu: its signing context was made on another key", i);
         }
     }
     return TS_OK;

@@ -106,6 +106,7 @@ typedef struct svc_ocsp_issuer {
     X509 *cert;
     EVP_PKEY *key;
     OCSP_CERTID *ids[SVC_OCSP_ID_HASHES]; /* this CA as SHA-1 and SHA-256 CertIDs name it */
+    EVP_MD_CTX *sign;                     /* ts_ocsp_sign_ctx() on key, copied per response */
 } svc_ocsp_issuer;
 
 typedef struct svc_ocsp_cache {

@@ -40,6 +40,7 @@ static void issuer_clear(svc_ocsp_issuer *issuer)
     for (size_t i = 0; i < SVC_OCSP_ID_HASHES; i++) {
         OCSP_CERTID_free(issuer->ids[i]);
     }
+    EVP_MD_CTX_free(issuer->sign);
     memset(issuer, 0, sizeof *issuer);
 }
 
@@ -142,6 +143,9 @@ static ts_err issuer_load(ts_keystore *ks, const ts_ca_row *row, svc_ocsp_issuer
     if (rv == TS_OK) {
         rv = issuer_ids(out);
     }
+    if (rv == TS_OK) {
+        rv = ts_ocsp_sign_ctx(out->key, &out->sign);
+    }
     EVP_PKEY_free(pub);
     if (rv != TS_OK) {
         issuer_clear(out);
@@ -230,6 +234,7 @@ ts_err svc_ocsp_cache_refresh(svc_ocsp_cache *cache, ts_ca *ca, int *changed)
             for (size_t h = 0; h < SVC_OCSP_ID_HASHES; h++) {
                 list[n].ids[h] = fresh[n].ids[h];
             }
+            list[n].sign = fresh[n].sign;
             n++;
         }
     }

@@ -388,6 +388,58 @@ static void test_ocsp_statuses(void **state)
     X509_free(unknown);
 }
 
+/* Responses signed with copies of a prepared context: each verifies, and the prepared context
+ * survives them. One made on another key is refused before anything is signed. */
+static void test_ocsp_sign_ctx(void **state)
+{
+    X509 *certs[1] = {leaf_revoked};
+    X509 *issuers[1] = {fx.issuing};
+    ts_ocsp_issuer iss = {.cert = fx.issuing, .key = fx.issuing_key};
+    lookup_log log = {0};
+    time_t now = time(NULL);
+
+    (void)state;
+    assert_err(ts_ocsp_sign_ctx(NULL, &iss.sign), TS_ERR_INVALID);
+    assert_null(iss.sign);
+    assert_int_equal(ts_ocsp_sign_ctx(fx.issuing_key, &iss.sign), TS_OK);
+    assert_non_null(iss.sign);
+    for (int round = 0; round < 3; round++) {
+        OCSP_REQUEST *req = NULL;
+        uint8_t *der = NULL, *resp = NULL;
+        size_t resp_len = 0;
+        size_t len = make_request(certs, issuers, 1, EVP_sha256(), 1, &req, &der);
+
+        assert_int_equal(ts_ocsp_respond(der, len, &iss, 1, lookup, &log, now, &resp, &resp_len),
+                         TS_OK);
+        OCSP_BASICRESP *bs = response_ok(resp, resp_len, fx.issuing, 0);
+        assert_single(bs, leaf_revoked, fx.issuing, EVP_sha256(), V_OCSP_CERTSTATUS_REVOKED,
+                      CRL_REASON_KEY_COMPROMISE, 1700000000, now);
+        assert_int_equal(OCSP_check_nonce(req, bs), 1);
+        OCSP_BASICRESP_free(bs);
+        OCSP_REQUEST_free(req);
+        OPENSSL_free(der);
+        OPENSSL_free(resp);
+    }
+
+    /* The root's context given for the issuing CA. */
+    EVP_MD_CTX *other = NULL;
+    assert_int_equal(ts_ocsp_sign_ctx(fx.root_key, &other), TS_OK);
+    ts_ocsp_issuer wrong = {.cert = fx.issuing, .key = fx.issuing_key, .sign = other};
+    OCSP_REQUEST *req = NULL;
+    uint8_t *der = NULL, *resp = NULL;
+    size_t resp_len = 0;
+    size_t len = make_request(certs, issuers, 1, EVP_sha256(), 1, &req, &der);
+    int calls = log.calls;
+    assert_err(ts_ocsp_respond(der, len, &wrong, 1, lookup, &log, now, &resp, &resp_len),
+               TS_ERR_INVALID);
+    assert_null(resp);
+    assert_int_equal(log.calls, calls);
+    OCSP_REQUEST_free(req);
+    OPENSSL_free(der);
+    EVP_MD_CTX_free(other);
+    EVP_MD_CTX_free(iss.sign);
+}
+
 static void test_ocsp_issuers(void **state)
 {
     EVP_PKEY *key_b = pki_ec_key("P-256");
@@ -524,9 +576,10 @@ static void test_ocsp_malformed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reason_names), cmocka_unit_test(test_crl),
-        cmocka_unit_test(test_crl_refusals), cmocka_unit_test(test_ocsp_statuses),
-        cmocka_unit_test(test_ocsp_issuers), cmocka_unit_test(test_ocsp_malformed),
+        cmocka_unit_test(test_reason_names),   cmocka_unit_test(test_crl),
+        cmocka_unit_test(test_crl_refusals),   cmocka_unit_test(test_ocsp_statuses),
+        cmocka_unit_test(test_ocsp_issuers),   cmocka_unit_test(test_ocsp_sign_ctx),
+        cmocka_unit_test(test_ocsp_malformed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
