@@ -12,6 +12,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/serve.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/broker.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/agent.sh"
 
 RESULT_TOOL="${TS_BUILD_DIR:-build}/bin/result_tool"
 command -v mosquitto_sub >/dev/null || fail "mosquitto_sub is not installed"
@@ -211,25 +212,14 @@ expect_fail "unknown device" "$TESSERA" device command dev-9 ping --dir "$D" --w
 assert_match "$ERR" 'no device dev-9' "an unknown device is named"
 
 # --- A real agent: a re-enrollment with a new key asked through the service -------------------------
-AGENT="${TS_BUILD_DIR:-build}/bin/tessera-agent"
-[ -x "$AGENT" ] || fail "no $AGENT: build the tessera-agent target"
-KS="soft:$TS_TEST_TMP/agent-ks?pin-value=4321"
-AST=$TS_TEST_TMP/agent-state
-run_ok "a device key store" "$TESSERA" keystore init --keystore "$KS"
-agent() {
-    local cmd=$1
-    shift
-    "$AGENT" "$cmd" --keystore "$KS" --state "$AST" "$@"
-}
-run_ok "agent init" agent init
-AUID=$OUT
-"$TESSERA" claim create --dir "$D" | tail -n1 >"$TS_TEST_TMP/agent.code"
-run_ok "claim inject" agent claim inject "$TS_TEST_TMP/agent.code"
-run_ok "enroll by claim code" agent enroll --server "$SERVE_URL" --trust "$ROOT"
-ASERIAL=$(sed -n 's/^serial: *//p' <<<"$OUT")
-APUB=$("$TESSERA" keystore pubkey --keystore "$KS" --label identity)
-"$AGENT" run --keystore "$KS" --state "$AST" --mqtt "127.0.0.1:$PORT" --trust "$ROOT" \
-    --server "$SERVE_URL" --interval 60 >"$TS_TEST_TMP/agent.out" 2>&1 &
+agent_enroll_by_claim "$TS_TEST_TMP/agent" "$D"
+AUID=$AGENT_UID
+ASERIAL=$AGENT_SERIAL
+APUB=$AGENT_PUB
+# Not through agent(): a function run in the background is a subshell, which SIGTERM would stop
+# without the agent under it.
+"$AGENT" run --keystore "$AGENT_KS" --state "$AGENT_STATE" --mqtt "127.0.0.1:$PORT" \
+    --trust "$ROOT" --server "$SERVE_URL" --interval 60 >"$TS_TEST_TMP/agent.out" 2>&1 &
 APID=$!
 on_exit kill "$APID"
 for i in $(seq 1 100); do
@@ -253,7 +243,7 @@ wait "$APID" || true
 run_ok "agent status after the rekey" agent status --trust "$ROOT"
 assert_match "$OUT" "serial: *$NSERIAL" "the agent's certificate is the new one"
 CLABEL=$(sed -n 's/^cert: *//p' <<<"$OUT")
-"$TESSERA" keystore get --keystore "$KS" --label "$CLABEL" >"$TS_TEST_TMP/agent-new.pem"
+"$TESSERA" keystore get --keystore "$AGENT_KS" --label "$CLABEL" >"$TS_TEST_TMP/agent-new.pem"
 [ "$(openssl x509 -in "$TS_TEST_TMP/agent-new.pem" -noout -pubkey)" != "$APUB" ] ||
     fail "the new certificate has the old public key"
 pass "the new certificate is for a new key"

@@ -12,11 +12,10 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/serve.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/broker.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/agent.sh"
 
-AGENT="${TS_BUILD_DIR:-build}/bin/tessera-agent"
 [ -x "$MOSQUITTO" ] || fail "$MOSQUITTO not installed (apt-get install mosquitto mosquitto-clients)"
 [ -r "$TS_BROKER_PLUGIN" ] || fail "$TS_BROKER_PLUGIN not built"
-[ -x "$AGENT" ] || fail "no $AGENT: build the tessera-agent target"
 
 D=$TS_TEST_TMP
 I=$D/inst
@@ -53,29 +52,18 @@ grep -q "mqtt: connected to 127.0.0.1:$PORT" "$SERVE_LOG" ||
 pass "the service's own certificate is admitted as the service account"
 
 # The device: a soft key store, enrolled by claim code, running against the broker.
-KS="soft:$D/agent-ks?pin-value=4321"
-AST=$D/agent-state
-run_ok "a device key store" "$TESSERA" keystore init --keystore "$KS"
-agent() {
-    local cmd=$1
-    shift
-    "$AGENT" "$cmd" --keystore "$KS" --state "$AST" "$@"
-}
-run_ok "agent init" agent init
-AUID=$OUT
-"$TESSERA" claim create --dir "$I" | tail -n1 >"$D/agent.code"
-run_ok "claim inject" agent claim inject "$D/agent.code"
-run_ok "enroll by claim code" agent enroll --server "$SERVE_URL" --trust "$ROOT"
-OLD=$(sed -n 's/^serial: *//p' <<<"$OUT")
-[ -n "$OLD" ] || fail "no serial from enroll: $OUT"
-OLDPUB=$("$TESSERA" keystore pubkey --keystore "$KS" --label identity)
+agent_enroll_by_claim "$D/agent" "$I"
+AUID=$AGENT_UID
+OLD=$AGENT_SERIAL
 
 # connections UID: how many times the broker has admitted the client id UID.
 connections() {
     grep -c "New client connected from .* as $1 " "$BROKER_LOG" || true
 }
-"$AGENT" run --keystore "$KS" --state "$AST" --mqtt "127.0.0.1:$PORT" --trust "$ROOT" \
-    --server "$SERVE_URL" --interval 60 >"$D/agent.out" 2>&1 &
+# Not through agent(): a function run in the background is a subshell, which SIGTERM would stop
+# without the agent under it.
+"$AGENT" run --keystore "$AGENT_KS" --state "$AGENT_STATE" --mqtt "127.0.0.1:$PORT" \
+    --trust "$ROOT" --server "$SERVE_URL" --interval 60 >"$D/agent.out" 2>&1 &
 APID=$!
 on_exit kill "$APID"
 broker_wait_log "Received SUBSCRIBE from $AUID\$" 15 ||
@@ -124,10 +112,10 @@ wait "$APID" || true
 run_ok "agent status after the rekey" agent status --trust "$ROOT"
 assert_match "$OUT" "serial: *$NEW" "the agent's certificate is the new one"
 CLABEL=$(sed -n 's/^cert: *//p' <<<"$OUT")
-"$TESSERA" keystore get --keystore "$KS" --label "$CLABEL" >"$D/agent-new.pem" ||
+"$TESSERA" keystore get --keystore "$AGENT_KS" --label "$CLABEL" >"$D/agent-new.pem" ||
     fail "no certificate $CLABEL in the device's key store"
 NEWPUB=$(openssl x509 -in "$D/agent-new.pem" -noout -pubkey)
-[ -n "$NEWPUB" ] && [ "$NEWPUB" != "$OLDPUB" ] || fail "the new certificate has the old public key"
+[ -n "$NEWPUB" ] && [ "$NEWPUB" != "$AGENT_PUB" ] || fail "the new certificate has the old public key"
 pass "the new certificate is for a new key"
 
 serve_stop
